@@ -1,0 +1,29 @@
+# facekit: `make demo` and `make test` each create .venv/ and install requirements.txt first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test bench clean-venv
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m facekit train dcgan --resolution 64 --steps 300 --batch-size 64 --run runs/demo --snapshot-every 20
+
+test: $(STAMP)
+	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q tests
+	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q --nbval-lax --nbval-cell-timeout=900 notebooks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_prepare.py
+
+clean-venv:
+	rm -rf $(VENV)
