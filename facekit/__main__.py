@@ -1,0 +1,7 @@
+"""`python -m facekit ...`: see facekit.cli."""
+
+import sys
+
+from facekit.cli import main
+
+sys.exit(main())

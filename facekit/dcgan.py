@@ -1,0 +1,183 @@
+"""DCGAN (Radford et al. 2016) for 64x64 and 128x128 faces, trained with `train_on_batch` the Keras 3 way.
+
+The Keras 2 recipe (compile D, set `D.trainable = False`, compile the combined model once) trains nothing in
+Keras 3: Keras 3 reads `trainable` when it builds each model's train function, so the discriminator's function is
+built frozen. Here `discriminator.trainable` is set right before each `train_on_batch` call instead.
+"""
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from facekit import progress
+from facekit.training import RunFolder, check_finite
+
+LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+@dataclasses.dataclass
+class DCGANConfig:
+    """Everything that defines a DCGAN run; saved as the run folder's run.json."""
+
+    resolution: int = 64
+    latent_dim: int = 100
+    filters: int = 64
+    batch_size: int = 64
+    steps: int = 1000
+    snapshot_every: int = 50
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    seed: int = 0
+    grid_size: int = 36
+    model: str = "dcgan"
+
+
+def build_generator(resolution: int = 64, latent_dim: int = 100, filters: int = 64) -> keras.Model:
+    """Noise float32 [B, latent_dim] -> images float32 [B, R, R, 3] in [-1, 1].
+
+    A dense projection to 4x4x(8*filters), then stride-2 transposed convolutions, each with batch norm and ReLU
+    and half the channels of the one before, and a last one to 3 channels with tanh.
+    """
+    upsamplings = _upsamplings(resolution)
+    initializer = keras.initializers.RandomNormal(stddev=0.02)
+    channels = filters * 8
+    layers = [
+        keras.Input((latent_dim,)),
+        keras.layers.Dense(4 * 4 * channels, use_bias=False, kernel_initializer=initializer),
+        keras.layers.Reshape((4, 4, channels)),
+        keras.layers.BatchNormalization(momentum=0.9),
+        keras.layers.ReLU(),
+    ]
+    for _ in range(upsamplings - 1):
+        channels //= 2
+        layers += [
+            keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
+                                         kernel_initializer=initializer),
+            keras.layers.BatchNormalization(momentum=0.9),
+            keras.layers.ReLU(),
+        ]
+    layers.append(keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
+                                               kernel_initializer=initializer))
+    return keras.Sequential(layers, name="generator")
+
+
+def build_discriminator(resolution: int = 64, filters: int = 64) -> keras.Model:
+    """Images float32 [B, R, R, 3] in [-1, 1] -> one logit per image, float32 [B, 1].
+
+    Stride-2 convolutions with leaky ReLU, doubling the channels from `filters`, down to 4x4, then one logit.
+    No batch norm: the discriminator then computes the same function in its own step and inside the generator's.
+    """
+    initializer = keras.initializers.RandomNormal(stddev=0.02)
+    layers = [keras.Input((resolution, resolution, 3))]
+    for index in range(_upsamplings(resolution)):
+        layers += [
+            keras.layers.Conv2D(filters * 2**index, 4, strides=2, padding="same", kernel_initializer=initializer),
+            keras.layers.LeakyReLU(negative_slope=0.2),
+        ]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(1, kernel_initializer=initializer)]
+    return keras.Sequential(layers, name="discriminator")
+
+
+def compile_models(generator, discriminator, learning_rate: float = 2e-4, beta_1: float = 0.5) -> keras.Model:
+    """Compile the discriminator and the combined generator->discriminator model; returns the combined one."""
+    discriminator.compile(optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1), loss=LOSS)
+    gan = keras.Sequential([generator, discriminator], name="gan")
+    gan.compile(optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1), loss=LOSS)
+    return gan
+
+
+def train_step(generator, discriminator, gan, real_images, noise) -> tuple[float, float]:
+    """One DCGAN iteration: a discriminator update, then a generator update; returns (d_loss, g_loss).
+
+    real_images: float32 [B, R, R, 3] in [-1, 1]; noise: float32 [B, latent_dim].
+    """
+    batch_size = len(noise)
+    fake_images = generator(noise, training=True)
+    images = tf.concat([real_images, fake_images], axis=0)
+    labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
+    discriminator.trainable = True
+    d_loss = discriminator.train_on_batch(images, labels)
+    discriminator.trainable = False
+    g_loss = gan.train_on_batch(noise, tf.ones((batch_size, 1)))
+    return float(d_loss), float(g_loss)
+
+
+def step_noise(seed: int, step: int, batch_size: int, latent_dim: int) -> tf.Tensor:
+    """The training noise of one step: float32 [B, latent_dim], a pure function of (seed, step)."""
+    return tf.random.stateless_normal((batch_size, latent_dim), seed=[seed, step])
+
+
+def train(images, run_dir, config: DCGANConfig, resume: bool = False, show_progress: bool = True) -> RunFolder:
+    """Train a DCGAN on uint8 images [N, R, R, 3] into run_dir; resumable, and resumed == uninterrupted."""
+    from facekit import data
+    from tqdm.auto import tqdm
+
+    run = RunFolder(run_dir)
+    run.start(dataclasses.asdict(config), resume=resume)
+    keras.utils.set_random_seed(config.seed)
+    generator = build_generator(config.resolution, config.latent_dim, config.filters)
+    discriminator = build_discriminator(config.resolution, config.filters)
+    gan = compile_models(generator, discriminator, config.learning_rate, config.beta_1)
+    manager = checkpoint_manager(run, generator, discriminator, gan)
+    start_step = restore_latest(manager) if resume else 0
+    rows = run.truncate_log(start_step) if resume else []
+    seconds = rows[-1]["seconds"] if rows else 0.0
+    control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
+    if start_step == 0:
+        progress.save_grid(generator(control, training=False), run.sample_path(0))
+
+    batches = iter(data.batches(images, config.batch_size, config.seed, start_step=start_step))
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not show_progress,
+               desc="dcgan", unit="step")
+    for step in bar:
+        started = time.perf_counter()
+        d_loss, g_loss = train_step(generator, discriminator, gan, next(batches),
+                                    step_noise(config.seed, step, config.batch_size, config.latent_dim))
+        seconds += time.perf_counter() - started
+        check_finite(step + 1, {"d_loss": d_loss, "g_loss": g_loss}, manager)
+        run.append_log({"step": step + 1, "d_loss": d_loss, "g_loss": g_loss, "seconds": round(seconds, 4)})
+        bar.set_postfix(d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}")
+        if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
+            progress.save_grid(generator(control, training=False), run.sample_path(step + 1))
+            manager.save(checkpoint_number=step + 1)
+    run.finish(loss_columns=["d_loss", "g_loss"])
+    return run
+
+
+def checkpoint_manager(run: RunFolder, generator, discriminator, gan):
+    """Checkpoints of both networks and both Adam states (built now, so a restore fills them in place)."""
+    discriminator.optimizer.build(discriminator.trainable_variables)
+    gan.optimizer.build(generator.trainable_variables)
+    return run.checkpoint_manager(generator=generator, discriminator=discriminator,
+                                  discriminator_optimizer=discriminator.optimizer,
+                                  generator_optimizer=gan.optimizer)
+
+
+def restore_latest(manager) -> int:
+    """Restore the newest checkpoint in place; returns its step (0 if there is none)."""
+    if manager.latest_checkpoint is None:
+        return 0
+    manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return int(manager.latest_checkpoint.rsplit("-", 1)[1])
+
+
+def load_generator(run_dir) -> keras.Model:
+    """The generator of a finished or stopped DCGAN run, at its latest checkpoint."""
+    run = RunFolder(run_dir)
+    config = DCGANConfig(**run.read_config())
+    generator = build_generator(config.resolution, config.latent_dim, config.filters)
+    latest = tf.train.latest_checkpoint(run.checkpoints_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{run.checkpoints_dir}: no checkpoint to load a generator from")
+    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    return generator
+
+
+def _upsamplings(resolution: int) -> int:
+    if resolution not in (32, 64, 128):
+        raise ValueError(f"resolution must be 32, 64 or 128, got {resolution}")
+    return int(math.log2(resolution)) - 2

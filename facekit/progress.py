@@ -1,0 +1,137 @@
+"""Teaching visuals: image grids, step-labelled training GIFs, loss curves, inline display."""
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from PIL import Image, ImageDraw
+
+GIF_SECONDS_PER_FRAME = 0.3
+GIF_LAST_FRAME_SECONDS = 2.0
+
+
+def control_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
+    """The fixed latent vectors rendered at every snapshot: float32 [count, latent_dim], N(0, 1)."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def to_uint8(images) -> np.ndarray:
+    """Images as uint8 [N, H, W, 3]: uint8 passes through, floats are read as [-1, 1]."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.round((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile images (uint8, or float in [-1, 1]) [N, H, W, 3] into one uint8 [rows*H, columns*W, 3] picture."""
+    images = to_uint8(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"image_grid: expected images [N, H, W, 3], got shape {images.shape}")
+    count, height, width, _ = images.shape
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding, 3), 255, np.uint8)
+    for index, image in enumerate(images):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def save_grid(images, path, columns: int | None = None) -> Path:
+    """Write image_grid(images) as a PNG, atomically; returns the path."""
+    path = Path(path)
+    write_atomically(path, lambda temporary: iio.imwrite(temporary, image_grid(images, columns), extension=".png"))
+    return path
+
+
+def save_gif(frames, path, labels=None, seconds_per_frame: float = GIF_SECONDS_PER_FRAME) -> Path:
+    """Write an endlessly looping GIF from uint8 frames or PNG paths, each labelled (e.g. "step 400") if labels given.
+
+    The last frame is held longer so the final result is visible. Same frames, same bytes.
+    """
+    pictures = [iio.imread(frame) if isinstance(frame, (str, Path)) else to_uint8(frame) for frame in frames]
+    if not pictures:
+        raise ValueError(f"save_gif {path}: no frames to write")
+    if labels is not None:
+        pictures = [label_image(picture, label) for picture, label in zip(pictures, labels, strict=True)]
+    durations = [seconds_per_frame * 1000] * (len(pictures) - 1) + [GIF_LAST_FRAME_SECONDS * 1000]
+    path = Path(path)
+    write_atomically(
+        path,
+        lambda temporary: iio.imwrite(
+            temporary, np.stack(pictures), extension=".gif", duration=durations, loop=0, optimize=True
+        ),
+    )
+    return path
+
+
+def label_image(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of uint8 [H, W, 3] with a white strip on top holding `text`."""
+    strip_height = 14
+    canvas = Image.new("RGB", (image.shape[1], image.shape[0] + strip_height), "white")
+    canvas.paste(Image.fromarray(image), (0, strip_height))
+    ImageDraw.Draw(canvas).text((3, 1), text, fill="black")
+    return np.asarray(canvas)
+
+
+def plot_losses(log_csv, path, columns=None, smoothing: int = 1) -> Path:
+    """Plot loss columns of a run's log.csv against step (moving average over `smoothing` steps) into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    with open(log_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"plot_losses: {log_csv} has no rows")
+    columns = columns or [name for name in rows[0] if name.endswith("loss")]
+    steps = np.array([int(row["step"]) for row in rows])
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for column in columns:
+        values = np.array([float(row[column]) for row in rows])
+        if smoothing > 1 and len(values) >= smoothing:
+            values = np.convolve(values, np.ones(smoothing) / smoothing, mode="valid")
+            axes.plot(steps[smoothing - 1 :], values, label=column)
+        else:
+            axes.plot(steps, values, label=column)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path = Path(path)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
+    plt.close(figure)
+    return path
+
+
+def show_image(path_or_images, columns: int | None = None):
+    """Display a PNG/GIF file, or a batch of images as a grid, inline in a notebook."""
+    from IPython.display import Image as IPythonImage
+    from IPython.display import display
+
+    if isinstance(path_or_images, (str, Path)):
+        return display(IPythonImage(filename=str(path_or_images)))
+    with tempfile.TemporaryDirectory() as folder:
+        grid_path = save_grid(path_or_images, Path(folder) / "grid.png", columns)
+        return display(IPythonImage(data=grid_path.read_bytes(), format="png"))
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call write(temporary_path) for a file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(descriptor)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

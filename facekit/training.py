@@ -1,0 +1,138 @@
+"""The run folder every trainer writes: config, log.csv, samples/, checkpoints/, progress.gif, losses.png."""
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+from facekit import progress
+
+SAMPLE_PATTERN = re.compile(r"step_(\d+)\.png$")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+class RunFolder:
+    """One training run on disk.
+
+    run.json        what was trained and how (written once, checked on resume)
+    log.csv         one row per step: step, the losses, seconds (training time so far)
+    samples/        step_000100.png: the control-noise grid at each snapshot
+    checkpoints/    TensorFlow checkpoints of models and optimizer state (no pickle)
+    progress.gif    the samples as a step-labelled animation
+    losses.png      the loss curves
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.config_path = self.path / "run.json"
+        self.log_path = self.path / "log.csv"
+        self.samples_dir = self.path / "samples"
+        self.checkpoints_dir = self.path / "checkpoints"
+        self.gif_path = self.path / "progress.gif"
+        self.losses_path = self.path / "losses.png"
+
+    def start(self, config: dict, resume: bool) -> None:
+        """Create the folder for a new run, or check that `config` matches the run being resumed."""
+        if resume:
+            if not self.config_path.exists():
+                raise FileNotFoundError(f"--resume: {self.config_path} does not exist; nothing to resume")
+            saved = self.read_config()
+            different = {key: (saved.get(key), value) for key, value in config.items() if saved.get(key) != value}
+            different.pop("steps", None)
+            if different:
+                details = ", ".join(f"{key}: run has {old!r}, asked {new!r}" for key, (old, new) in different.items())
+                raise ValueError(f"--resume {self.path}: settings differ from the saved run ({details})")
+        else:
+            if self.config_path.exists() or self.log_path.exists():
+                raise FileExistsError(f"{self.path} already holds a run; pass --resume to continue it or pick a new folder")
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config(config)
+
+    def write_config(self, config: dict) -> None:
+        write_text_atomically(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    def read_config(self) -> dict:
+        return json.loads(self.config_path.read_text())
+
+    def append_log(self, row: dict) -> None:
+        """Append one row to log.csv (writing the header first if the file is new)."""
+        is_new = not self.log_path.exists()
+        with open(self.log_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if is_new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def read_log(self) -> list[dict]:
+        """log.csv as a list of rows with float values (step as int)."""
+        if not self.log_path.exists():
+            return []
+        with open(self.log_path, newline="") as handle:
+            return [
+                {key: int(value) if key == "step" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)
+            ]
+
+    def truncate_log(self, last_step: int) -> list[dict]:
+        """Drop rows after `last_step` (written after the checkpoint a resumed run restarts from)."""
+        rows = [row for row in self.read_log() if row["step"] <= last_step]
+        if rows:
+            lines = [",".join(rows[0])] + [",".join(_format(value) for value in row.values()) for row in rows]
+            write_text_atomically(self.log_path, "\n".join(lines) + "\n")
+        else:
+            self.log_path.unlink(missing_ok=True)
+        return rows
+
+    def sample_path(self, step: int) -> Path:
+        return self.samples_dir / f"step_{step:06d}.png"
+
+    def sample_frames(self) -> list[tuple[int, Path]]:
+        """(step, path) of every saved snapshot, in step order."""
+        frames = [(int(match.group(1)), path) for path in self.samples_dir.glob("step_*.png")
+                  if (match := SAMPLE_PATTERN.search(path.name))]
+        return sorted(frames)
+
+    def write_gif(self, out_path=None) -> Path:
+        """Rebuild the step-labelled GIF from the saved snapshots (no retraining needed)."""
+        frames = self.sample_frames()
+        if not frames:
+            raise FileNotFoundError(f"{self.samples_dir}: no step_*.png snapshots to make a GIF from")
+        return progress.save_gif([path for _, path in frames], out_path or self.gif_path,
+                                 labels=[f"step {step}" for step, _ in frames])
+
+    def finish(self, loss_columns=None) -> None:
+        """Write progress.gif and losses.png from what the run saved."""
+        self.write_gif()
+        rows = self.read_log()
+        progress.plot_losses(self.log_path, self.losses_path, columns=loss_columns,
+                             smoothing=max(1, len(rows) // 50))
+
+    def checkpoint_manager(self, max_to_keep: int = 3, **trackables):
+        """A tf.train.CheckpointManager over checkpoints/ for the given models, optimizers and variables."""
+        import tensorflow as tf
+
+        checkpoint = tf.train.Checkpoint(**trackables)
+        return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=max_to_keep)
+
+
+def check_finite(step: int, losses: dict, manager=None) -> None:
+    """Raise TrainingDiverged if any loss is NaN or infinite, naming the last good checkpoint."""
+    bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+    if bad:
+        last = manager.latest_checkpoint if manager is not None else None
+        kept = f"last good checkpoint kept: {last}" if last else "no checkpoint was saved yet"
+        details = ", ".join(f"{name}={value}" for name, value in bad.items())
+        raise TrainingDiverged(f"step {step}: training diverged ({details}); {kept}")
+
+
+def write_text_atomically(path, text: str) -> None:
+    """Write a text file via a temporary sibling and a rename, so readers never see half a file."""
+    progress.write_atomically(Path(path), lambda temporary: Path(temporary).write_text(text))
+
+
+def _format(value) -> str:
+    return str(value) if isinstance(value, int) else repr(float(value))
