@@ -33,52 +33,57 @@ class DCGANConfig:
     beta_1: float = 0.5
     seed: int = 0
     grid_size: int = 36
+    precision: str = "auto"
     model: str = "dcgan"
 
 
-def build_generator(resolution: int = 64, latent_dim: int = 100, filters: int = 64) -> keras.Model:
+def build_generator(resolution: int = 64, latent_dim: int = 100, filters: int = 64,
+                    dtype: str = "float32") -> keras.Model:
     """Noise float32 [B, latent_dim] -> images float32 [B, R, R, 3] in [-1, 1].
 
     A dense projection to 4x4x(8*filters), then stride-2 transposed convolutions, each with batch norm and ReLU
-    and half the channels of the one before, and a last one to 3 channels with tanh.
+    and half the channels of the one before, and a last one to 3 channels with tanh. `dtype` is a Keras dtype
+    policy ("float32" or "mixed_bfloat16").
     """
     upsamplings = _upsamplings(resolution)
     initializer = keras.initializers.RandomNormal(stddev=0.02)
     channels = filters * 8
     layers = [
         keras.Input((latent_dim,)),
-        keras.layers.Dense(4 * 4 * channels, use_bias=False, kernel_initializer=initializer),
-        keras.layers.Reshape((4, 4, channels)),
-        keras.layers.BatchNormalization(momentum=0.9),
-        keras.layers.ReLU(),
+        keras.layers.Dense(4 * 4 * channels, use_bias=False, kernel_initializer=initializer, dtype=dtype),
+        keras.layers.Reshape((4, 4, channels), dtype=dtype),
+        keras.layers.BatchNormalization(momentum=0.9, dtype=dtype),
+        keras.layers.ReLU(dtype=dtype),
     ]
     for _ in range(upsamplings - 1):
         channels //= 2
         layers += [
             keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
-                                         kernel_initializer=initializer),
-            keras.layers.BatchNormalization(momentum=0.9),
-            keras.layers.ReLU(),
+                                         kernel_initializer=initializer, dtype=dtype),
+            keras.layers.BatchNormalization(momentum=0.9, dtype=dtype),
+            keras.layers.ReLU(dtype=dtype),
         ]
     layers.append(keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
-                                               kernel_initializer=initializer))
+                                               kernel_initializer=initializer, dtype=dtype))
     return keras.Sequential(layers, name="generator")
 
 
-def build_discriminator(resolution: int = 64, filters: int = 64) -> keras.Model:
+def build_discriminator(resolution: int = 64, filters: int = 64, dtype: str = "float32") -> keras.Model:
     """Images float32 [B, R, R, 3] in [-1, 1] -> one logit per image, float32 [B, 1].
 
     Stride-2 convolutions with leaky ReLU, doubling the channels from `filters`, down to 4x4, then one logit.
     No batch norm: the discriminator then computes the same function in its own step and inside the generator's.
+    The logit layer stays float32 under a mixed policy, for a stable loss.
     """
     initializer = keras.initializers.RandomNormal(stddev=0.02)
     layers = [keras.Input((resolution, resolution, 3))]
     for index in range(_upsamplings(resolution)):
         layers += [
-            keras.layers.Conv2D(filters * 2**index, 4, strides=2, padding="same", kernel_initializer=initializer),
-            keras.layers.LeakyReLU(negative_slope=0.2),
+            keras.layers.Conv2D(filters * 2**index, 4, strides=2, padding="same", kernel_initializer=initializer,
+                                dtype=dtype),
+            keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype),
         ]
-    layers += [keras.layers.Flatten(), keras.layers.Dense(1, kernel_initializer=initializer)]
+    layers += [keras.layers.Flatten(dtype=dtype), keras.layers.Dense(1, kernel_initializer=initializer, dtype="float32")]
     return keras.Sequential(layers, name="discriminator")
 
 
@@ -96,7 +101,7 @@ def train_step(generator, discriminator, gan, real_images, noise) -> tuple[float
     real_images: float32 [B, R, R, 3] in [-1, 1]; noise: float32 [B, latent_dim].
     """
     batch_size = len(noise)
-    fake_images = generator(noise, training=True)
+    fake_images = tf.cast(generator(noise, training=True), real_images.dtype)
     images = tf.concat([real_images, fake_images], axis=0)
     labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
     discriminator.trainable = True
@@ -104,6 +109,22 @@ def train_step(generator, discriminator, gan, real_images, noise) -> tuple[float
     discriminator.trainable = False
     g_loss = gan.train_on_batch(noise, tf.ones((batch_size, 1)))
     return float(d_loss), float(g_loss)
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """The Keras dtype policy to train with: "auto" picks mixed_bfloat16 on a CPU with native bfloat16
+    (AMX or AVX512-BF16, about 1.8x faster there) and float32 everywhere else (GPUs, older CPUs)."""
+    if precision not in ("auto", "float32", "mixed_bfloat16"):
+        raise ValueError(f"precision must be auto, float32 or mixed_bfloat16, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if tf.config.list_physical_devices("GPU"):
+        return "float32"
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if (" amx_bf16" in flags or " avx512_bf16" in flags) else "float32"
 
 
 def step_noise(seed: int, step: int, batch_size: int, latent_dim: int) -> tf.Tensor:
@@ -116,11 +137,12 @@ def train(images, run_dir, config: DCGANConfig, resume: bool = False, show_progr
     from facekit import data
     from tqdm.auto import tqdm
 
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision))
     run = RunFolder(run_dir)
     run.start(dataclasses.asdict(config), resume=resume)
     keras.utils.set_random_seed(config.seed)
-    generator = build_generator(config.resolution, config.latent_dim, config.filters)
-    discriminator = build_discriminator(config.resolution, config.filters)
+    generator = build_generator(config.resolution, config.latent_dim, config.filters, config.precision)
+    discriminator = build_discriminator(config.resolution, config.filters, config.precision)
     gan = compile_models(generator, discriminator, config.learning_rate, config.beta_1)
     manager = checkpoint_manager(run, generator, discriminator, gan)
     start_step = restore_latest(manager) if resume else 0
@@ -169,7 +191,7 @@ def load_generator(run_dir) -> keras.Model:
     """The generator of a finished or stopped DCGAN run, at its latest checkpoint."""
     run = RunFolder(run_dir)
     config = DCGANConfig(**run.read_config())
-    generator = build_generator(config.resolution, config.latent_dim, config.filters)
+    generator = build_generator(config.resolution, config.latent_dim, config.filters, config.precision)
     latest = tf.train.latest_checkpoint(run.checkpoints_dir)
     if latest is None:
         raise FileNotFoundError(f"{run.checkpoints_dir}: no checkpoint to load a generator from")

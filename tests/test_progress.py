@@ -1,0 +1,53 @@
+"""Progress visuals: grids, labelled looping GIFs, loss plots."""
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekit import progress
+
+
+def test_image_grid_tiles_in_order_and_reads_floats_as_minus_one_to_one():
+    images = np.zeros((5, 4, 4, 3), np.float32)
+    images[1] = 1.0  # white
+    images[4] = -1.0  # black
+    grid = progress.image_grid(images, columns=3, padding=1)
+    assert grid.shape == (2 * 5 + 1, 3 * 5 + 1, 3) and grid.dtype == np.uint8
+    assert (grid[1:5, 6:10] == 255).all()  # second tile
+    assert (grid[6:10, 6:10] == 0).all()  # fifth tile: row 2, column 2
+    assert (grid[1:5, 1:5] == 128).all()  # 0.0 maps to mid-grey
+    with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
+        progress.image_grid(np.zeros((4, 4, 3)))
+
+
+def test_control_noise_is_fixed_by_seed():
+    first = progress.control_noise(36, 100, seed=7)
+    assert first.shape == (36, 100) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, progress.control_noise(36, 100, seed=7))
+    assert not np.array_equal(first, progress.control_noise(36, 100, seed=8))
+
+
+def test_gif_loops_holds_the_last_frame_and_is_reproducible(tmp_path):
+    frames = [np.full((16, 16, 3), value, np.uint8) for value in (0, 100, 200)]
+    path = progress.save_gif(frames, tmp_path / "a.gif", labels=["step 0", "step 10", "step 20"])
+    again = progress.save_gif(frames, tmp_path / "b.gif", labels=["step 0", "step 10", "step 20"])
+    assert path.read_bytes() == again.read_bytes()
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+        assert gif.info["loop"] == 0
+        durations = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            durations.append(gif.info["duration"])
+    assert durations[-1] > durations[0]
+    decoded = iio.imread(path, index=None)
+    assert decoded.shape[1:3] == (16 + 14, 16)  # the label strip sits above each frame
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_plot_losses_writes_a_png(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("step,d_loss,g_loss,seconds\n1,0.7,0.7,0.1\n2,0.6,0.9,0.2\n3,0.5,1.1,0.3\n")
+    path = progress.plot_losses(log, tmp_path / "losses.png")
+    assert iio.imread(path).shape[2] in (3, 4)

@@ -1,0 +1,54 @@
+"""Run folder: log round trip, truncation on resume, GIF rebuild, divergence check."""
+
+import math
+
+import numpy as np
+import pytest
+
+from facekit import progress
+from facekit.training import RunFolder, TrainingDiverged, check_finite
+
+
+def test_log_round_trip_and_truncation(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.start({"model": "test", "steps": 4}, resume=False)
+    for step in range(1, 5):
+        run.append_log({"step": step, "loss": 1.0 / step, "seconds": 0.5 * step})
+    assert [row["step"] for row in run.read_log()] == [1, 2, 3, 4]
+    assert run.read_log()[2]["loss"] == pytest.approx(1 / 3)
+    kept = run.truncate_log(2)
+    assert [row["step"] for row in kept] == [1, 2]
+    assert run.read_log() == kept
+    run.append_log({"step": 3, "loss": 0.25, "seconds": 1.5})
+    assert [row["step"] for row in run.read_log()] == [1, 2, 3]
+
+
+def test_start_refuses_to_overwrite_and_checks_settings_on_resume(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        run.start({"model": "test"}, resume=True)
+    run.start({"model": "test", "seed": 1, "steps": 10}, resume=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        RunFolder(tmp_path / "run").start({"model": "test"}, resume=False)
+    with pytest.raises(ValueError, match="seed: run has 1, asked 2"):
+        run.start({"model": "test", "seed": 2, "steps": 10}, resume=True)
+    run.start({"model": "test", "seed": 1, "steps": 20}, resume=True)  # more steps is what resuming is for
+    assert run.read_config()["steps"] == 20
+
+
+def test_gif_is_rebuilt_from_saved_snapshots_in_step_order(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    for step, value in ((100, 200), (0, 0), (50, 100)):
+        progress.save_grid(np.full((1, 8, 8, 3), value, np.uint8), run.sample_path(step))
+    assert [step for step, _ in run.sample_frames()] == [0, 50, 100]
+    first = run.write_gif()
+    second = run.write_gif(tmp_path / "again.gif")
+    assert first.read_bytes() == second.read_bytes()
+    with pytest.raises(FileNotFoundError, match="no step_"):
+        RunFolder(tmp_path / "empty").write_gif()
+
+
+def test_check_finite_names_the_bad_loss():
+    check_finite(3, {"d_loss": 0.5, "g_loss": 2.0})
+    with pytest.raises(TrainingDiverged, match=r"step 7: training diverged \(g_loss=inf\); no checkpoint"):
+        check_finite(7, {"d_loss": 0.5, "g_loss": math.inf})
