@@ -3,11 +3,13 @@
 import csv
 import json
 import math
+import os
 import re
 from pathlib import Path
 
 from facekit import progress
 
+RUNS_DIR = Path(os.environ.get("FACEKIT_RUNS", Path(__file__).resolve().parents[1] / "runs"))
 SAMPLE_PATTERN = re.compile(r"step_(\d+)\.png$")
 
 
