@@ -1,0 +1,254 @@
+"""Metrics against direct NumPy/SciPy computations of their definitions, and against properties they must have."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.ndimage
+
+from facekit import metrics
+
+
+def smooth_images(count, size, seed):
+    """uint8 [count, size, size, 3]: blurred noise with some edges, a stand-in for photographs."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((count, size, size, 3))
+    images = scipy.ndimage.gaussian_filter(noise, (0, 1.5, 1.5, 0)) * 300 + 128
+    images[:, size // 3 : size // 2] += 40  # a horizontal band: an edge every image shares
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def direct_swd(images_a, images_b, seed, per_image, directions, repeats):
+    """The progressive-GAN SWD written out image by image, channel by channel and direction by direction."""
+    kernel = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+    rng = np.random.default_rng(seed)
+
+    def pyramid(image, levels):
+        bands, current = [], image.astype(np.float64)
+        for _ in range(levels - 1):
+            down = np.stack([scipy.ndimage.convolve(current[..., c], kernel, mode="mirror")[::2, ::2]
+                             for c in range(3)], axis=-1)
+            up = np.zeros_like(current)
+            up[::2, ::2] = down
+            up = np.stack([scipy.ndimage.convolve(up[..., c], kernel * 4, mode="mirror") for c in range(3)], axis=-1)
+            bands.append(current - up)
+            current = down
+        return bands + [current]
+
+    size = images_a.shape[1]
+    levels = int(np.log2(size // 16)) + 1
+    pyramids_a = [pyramid(image, levels) for image in images_a]
+    pyramids_b = [pyramid(image, levels) for image in images_b]
+    result = {}
+    for level in range(levels):
+        side = size // 2**level
+        rows = rng.integers(3, side - 3, size=(len(images_a), per_image))
+        columns = rng.integers(3, side - 3, size=(len(images_a), per_image))
+
+        def descriptors(pyramids):
+            patches = np.array([pyramids[i][level][r - 3 : r + 4, c - 3 : c + 4, :]
+                                for i in range(len(pyramids))
+                                for r, c in zip(rows[i], columns[i])])
+            for channel in range(3):
+                values = patches[..., channel]
+                patches[..., channel] = (values - values.mean()) / values.std()
+            return patches.reshape(len(patches), -1)
+
+        descriptors_a, descriptors_b = descriptors(pyramids_a), descriptors(pyramids_b)
+        distances = []
+        for _ in range(repeats):
+            matrix = rng.standard_normal((descriptors_a.shape[1], directions))
+            for direction in matrix.T:
+                direction = direction / np.sqrt(np.sum(direction**2))
+                distances.append(np.mean(np.abs(np.sort(descriptors_a @ direction) - np.sort(descriptors_b @ direction))))
+        result[f"swd_{side}"] = np.mean(distances) * 1e3
+    result["swd_avg"] = np.mean(list(result.values()))
+    return result
+
+
+def test_swd_matches_a_direct_implementation_of_the_definition():
+    images_a, images_b = smooth_images(6, 32, seed=1), smooth_images(6, 32, seed=2)
+    settings = dict(seed=3, per_image=10, directions=8, repeats=2)
+    expected = direct_swd(images_a, images_b, **settings)
+    found = metrics.sliced_wasserstein_distance(images_a, images_b, seed=3, descriptors_per_image=10,
+                                                directions=8, repeats=2)
+    assert list(found) == ["swd_32", "swd_16", "swd_avg"]
+    for name, value in expected.items():
+        assert found[name] == pytest.approx(value, rel=1e-4), name
+    assert found["swd_avg"] > 1  # a real difference, not a vacuous match of zeros
+
+
+def test_laplacian_pyramid_reconstructs_the_images_and_halves_each_level():
+    images = smooth_images(3, 64, seed=0).astype(np.float32)
+    pyramid = metrics.laplacian_pyramid(images, 3)
+    assert [level.shape[1] for level in pyramid] == [64, 32, 16]
+    rebuilt = pyramid[-1]
+    for band in pyramid[-2::-1]:
+        rebuilt = metrics._pyramid_up(rebuilt) + band
+    np.testing.assert_allclose(rebuilt, images, atol=1e-3)
+    assert np.abs(pyramid[0]).mean() < 0.5 * np.abs(images - images.mean()).mean()  # band-pass, not the image
+
+
+def test_swd_is_zero_for_identical_sets_and_grows_with_blur_and_noise():
+    reference, other = smooth_images(48, 32, seed=10), smooth_images(48, 32, seed=11)
+    swd = lambda images: metrics.sliced_wasserstein_distance(reference, images, seed=0)["swd_avg"]
+    assert swd(reference) == 0.0
+    floor = swd(other)
+    blurred = [swd(scipy.ndimage.gaussian_filter(other.astype(float), (0, sigma, sigma, 0)).round().astype(np.uint8))
+               for sigma in (0.7, 1.5, 3.0)]
+    noise = np.random.default_rng(0).standard_normal(other.shape)
+    noisy = [swd(np.clip(other + scale * noise, 0, 255).astype(np.uint8)) for scale in (10, 30, 60)]
+    assert floor < blurred[0] < blurred[1] < blurred[2]
+    assert floor < noisy[0] < noisy[1] < noisy[2]
+
+
+def test_swd_is_reproducible_by_seed_and_refuses_bad_shapes():
+    images_a, images_b = smooth_images(8, 32, seed=1), smooth_images(8, 32, seed=2)
+    first = metrics.sliced_wasserstein_distance(images_a, images_b, seed=5)
+    assert metrics.sliced_wasserstein_distance(images_a, images_b, seed=5) == first
+    assert metrics.sliced_wasserstein_distance(images_a, images_b, seed=6) != first
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.sliced_wasserstein_distance(images_a, images_b[:4])
+    with pytest.raises(ValueError, match="power of two"):
+        metrics.sliced_wasserstein_distance(images_a[:, :24, :24], images_b[:, :24, :24])
+
+
+def samples_with_exact_moments(mean, covariance, count, seed):
+    """float64 [count, D] whose sample mean and (N - 1) sample covariance are exactly `mean` and `covariance`."""
+    rng = np.random.default_rng(seed)
+    raw = rng.standard_normal((count, len(mean)))
+    raw -= raw.mean(axis=0)
+    whitened = raw @ np.linalg.inv(np.linalg.cholesky(np.cov(raw, rowvar=False))).T
+    return whitened @ np.linalg.cholesky(covariance).T + mean
+
+
+def gaussian_frechet(mean_a, covariance_a, mean_b, covariance_b):
+    """Closed form via eigendecompositions: |m_a - m_b|^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2)."""
+    def root(matrix):
+        values, vectors = np.linalg.eigh(matrix)
+        return vectors @ np.diag(np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    root_a = root(covariance_a)
+    cross = np.trace(root(root_a @ covariance_b @ root_a))
+    return np.sum((mean_a - mean_b) ** 2) + np.trace(covariance_a) + np.trace(covariance_b) - 2 * cross
+
+
+def test_frechet_distance_matches_the_closed_form_for_known_gaussians():
+    rng = np.random.default_rng(0)
+    dimensions = 5
+    factor_a, factor_b = rng.standard_normal((2, dimensions, dimensions))
+    covariance_a = factor_a @ factor_a.T + 0.5 * np.eye(dimensions)
+    covariance_b = factor_b @ factor_b.T + 0.1 * np.eye(dimensions)
+    mean_a, mean_b = rng.standard_normal(dimensions), rng.standard_normal(dimensions) + 1
+    features_a = samples_with_exact_moments(mean_a, covariance_a, 200, seed=1)
+    features_b = samples_with_exact_moments(mean_b, covariance_b, 300, seed=2)
+    expected = gaussian_frechet(mean_a, covariance_a, mean_b, covariance_b)
+    assert expected > 1
+    assert metrics.frechet_distance(features_a, features_b) == pytest.approx(expected, rel=1e-6)
+    assert metrics.frechet_distance(features_a, features_a) == pytest.approx(0, abs=1e-6)
+    # Shifting one set by a vector d adds exactly |d|^2.
+    shift = np.full(dimensions, 2.0)
+    assert metrics.frechet_distance(features_a, features_b + shift) == pytest.approx(
+        gaussian_frechet(mean_a, covariance_a, mean_b + shift, covariance_b), rel=1e-6)
+
+
+def test_frechet_distance_stays_finite_with_fewer_samples_than_dimensions():
+    rng = np.random.default_rng(0)
+    distance = metrics.frechet_distance(rng.standard_normal((20, 64)), rng.standard_normal((20, 64)) + 1)
+    assert np.isfinite(distance) and distance > 64 * 0.9  # the mean shift alone contributes 64
+
+
+def direct_kid(features_a, features_b, subsets, subset_size, seed):
+    rng = np.random.default_rng(seed)
+    dimensions = features_a.shape[1]
+    kernel = lambda x, y: (x @ y / dimensions + 1) ** 3
+    values = []
+    for _ in range(subsets):
+        a = features_a[rng.choice(len(features_a), subset_size, replace=False)]
+        b = features_b[rng.choice(len(features_b), subset_size, replace=False)]
+        m = subset_size
+        within_a = sum(kernel(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        within_b = sum(kernel(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        across = sum(kernel(a[i], b[j]) for i in range(m) for j in range(m)) / (m * m)
+        values.append(within_a + within_b - 2 * across)
+    return np.mean(values), np.std(values)
+
+
+def test_kernel_inception_distance_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    features_a, features_b = rng.standard_normal((40, 6)), rng.standard_normal((50, 6)) * 1.5 + 0.3
+    expected = direct_kid(features_a, features_b, subsets=3, subset_size=15, seed=4)
+    found = metrics.kernel_inception_distance(features_a, features_b, subsets=3, subset_size=15, seed=4)
+    np.testing.assert_allclose(found, expected, rtol=1e-9)
+
+
+def test_kernel_inception_distance_is_near_zero_for_one_distribution_and_positive_for_two():
+    rng = np.random.default_rng(1)
+    same_mean, same_std = metrics.kernel_inception_distance(rng.standard_normal((400, 8)),
+                                                            rng.standard_normal((400, 8)), subsets=20, subset_size=200)
+    shifted_mean, _ = metrics.kernel_inception_distance(rng.standard_normal((400, 8)),
+                                                        rng.standard_normal((400, 8)) + 0.5, subsets=20,
+                                                        subset_size=200)
+    assert abs(same_mean) < 3 * same_std + 1e-3
+    assert shifted_mean > 10 * abs(same_mean) and shifted_mean > 0.05
+
+
+def test_inception_features_have_the_pool_shape_and_do_not_depend_on_batching():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    network = metrics.inception_network(weights=None)
+    images = smooth_images(3, 64, seed=0)
+    whole = metrics.inception_features(images, batch_size=3, network=network)
+    batched = metrics.inception_features(images, batch_size=2, network=network)
+    assert whole.shape == (3, 2048) and whole.dtype == np.float32
+    np.testing.assert_allclose(batched, whole, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(whole[0], whole[1])  # different images, different features
+
+
+def test_inception_network_offline_says_what_to_do(monkeypatch):
+    import keras
+
+    def offline(**_):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] name resolution")
+
+    monkeypatch.setattr(keras.applications, "InceptionV3", offline)
+    with pytest.raises(metrics.FeatureNetworkUnavailable, match=r"~/.keras/models.*face_embeddings"):
+        metrics.inception_network()
+
+
+def test_ms_ssim_uses_the_scales_that_fit_and_is_one_for_identical_pairs():
+    assert len(metrics.ms_ssim_weights(64)) == 4 and len(metrics.ms_ssim_weights(128)) == 5
+    assert sum(metrics.ms_ssim_weights(64)) == pytest.approx(1)
+    images = smooth_images(4, 64, seed=0)
+    np.testing.assert_allclose(metrics.ms_ssim(images, images), 1, atol=1e-5)
+    other = smooth_images(4, 64, seed=1)
+    assert np.all(metrics.ms_ssim(images, other) < 0.6)
+
+
+def test_mean_pairwise_ms_ssim_is_high_for_a_collapsed_set_and_low_for_a_diverse_one():
+    diverse = smooth_images(16, 64, seed=0)
+    collapsed = np.repeat(diverse[:1], 16, axis=0)
+    nearly_collapsed = np.clip(collapsed + np.random.default_rng(0).normal(0, 4, collapsed.shape), 0, 255)
+    assert metrics.mean_pairwise_ms_ssim(collapsed, pairs=20) == pytest.approx(1, abs=1e-5)
+    diverse_score = metrics.mean_pairwise_ms_ssim(diverse, pairs=20)
+    assert diverse_score < metrics.mean_pairwise_ms_ssim(nearly_collapsed.astype(np.uint8), pairs=20) - 0.3
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.mean_pairwise_ms_ssim(diverse[:1])
+
+
+def test_nearest_neighbours_match_brute_force_and_the_grid_puts_the_query_first():
+    rng = np.random.default_rng(0)
+    references = rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8)
+    queries = np.concatenate([references[[4, 17]], rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)])
+    indices, distances = metrics.nearest_neighbours(queries, references, k=3, batch_size=2)
+    flat_q, flat_r = queries.reshape(5, -1).astype(float), references.reshape(30, -1).astype(float)
+    brute = np.linalg.norm(flat_q[:, None] - flat_r[None], axis=2)
+    np.testing.assert_array_equal(indices, np.argsort(brute, axis=1)[:, :3])
+    np.testing.assert_allclose(distances, np.sort(brute, axis=1)[:, :3], rtol=1e-4, atol=1e-2)
+    assert list(indices[:2, 0]) == [4, 17] and np.all(distances[:2, 0] < 1e-2)
+    assert metrics.nearest_neighbours(queries, references[:2], k=5)[0].shape == (5, 2)
+
+    grid = metrics.neighbour_grid(queries, references, indices)
+    padding = 2
+    assert grid.shape == (5 * (8 + padding) + padding, 4 * (8 + padding) + padding, 3)
+    np.testing.assert_array_equal(grid[padding : padding + 8, padding : padding + 8], queries[0])
+    np.testing.assert_array_equal(grid[padding : padding + 8, 2 * padding + 8 : 2 * padding + 16], references[4])
