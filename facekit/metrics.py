@@ -280,10 +280,11 @@ def nearest_neighbours(queries, references, k: int = 5, batch_size: int = 256) -
             nearest = np.argpartition(squared, k - 1, axis=1)[:, :k]
         else:
             nearest = np.tile(np.arange(len(references)), (len(batch), 1))
-        order = np.argsort(np.take_along_axis(squared, nearest, axis=1), axis=1, kind="stable")
-        nearest = np.take_along_axis(nearest, order, axis=1)
-        indices.append(nearest)
-        distances.append(np.sqrt(np.maximum(np.take_along_axis(squared, nearest, axis=1), 0)))
+        # The expansion above loses precision for near-identical vectors: measure the k candidates directly.
+        exact = np.linalg.norm(batch[:, None, :] - references[nearest], axis=2)
+        order = np.argsort(exact, axis=1, kind="stable")
+        indices.append(np.take_along_axis(nearest, order, axis=1))
+        distances.append(np.take_along_axis(exact, order, axis=1))
     return np.concatenate(indices), np.concatenate(distances).astype(np.float32)
 
 

@@ -243,8 +243,8 @@ def test_nearest_neighbours_match_brute_force_and_the_grid_puts_the_query_first(
     flat_q, flat_r = queries.reshape(5, -1).astype(float), references.reshape(30, -1).astype(float)
     brute = np.linalg.norm(flat_q[:, None] - flat_r[None], axis=2)
     np.testing.assert_array_equal(indices, np.argsort(brute, axis=1)[:, :3])
-    np.testing.assert_allclose(distances, np.sort(brute, axis=1)[:, :3], rtol=1e-4, atol=1e-2)
-    assert list(indices[:2, 0]) == [4, 17] and np.all(distances[:2, 0] < 1e-2)
+    np.testing.assert_allclose(distances, np.sort(brute, axis=1)[:, :3], rtol=1e-5)
+    assert list(indices[:2, 0]) == [4, 17] and np.all(distances[:2, 0] == 0)
     assert metrics.nearest_neighbours(queries, references[:2], k=5)[0].shape == (5, 2)
 
     grid = metrics.neighbour_grid(queries, references, indices)

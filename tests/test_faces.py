@@ -1,0 +1,83 @@
+"""dlib face detection and embeddings: real faces are found and recognised, noise is not, the table counts add up."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekit import faces
+
+CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "celeba"
+needs_celeba = pytest.mark.skipif(not (CELEBA / "img_align_celeba").is_dir(),
+                                  reason=f"real CelebA sample not found at {CELEBA}")
+
+
+def celeba_faces(count, resolution=64):
+    """The first `count` CelebA images, centre 178x178 square, resized: uint8 [count, resolution, resolution, 3]."""
+    paths = sorted((CELEBA / "img_align_celeba").glob("*.jpg"))[:count]
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            top = (image.height - image.width) // 2
+            square = image.crop((0, top, image.width, top + image.width))
+            images.append(np.asarray(square.resize((resolution, resolution), Image.LANCZOS)))
+    return np.stack(images)
+
+
+def test_model_files_are_found_and_a_missing_package_is_explained(monkeypatch):
+    paths = faces.model_paths()
+    assert all(path.is_file() and path.stat().st_size > 1_000_000 for path in paths.values())
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(faces.FaceModelsMissing, match="pip install face-recognition-models"):
+        faces.model_paths()
+
+
+def test_noise_has_no_face():
+    noise = np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    embeddings = faces.face_embeddings(noise, workers=1)
+    assert embeddings.shape == (6, 128) and np.isnan(embeddings).all()
+    assert [len(boxes) for boxes in faces.detect_faces(noise)] == [0] * 6
+    report = faces.detection_report(embeddings, embeddings)
+    assert (report.images, report.no_face, report.detected, report.identified) == (6, 6, 0, 0)
+
+
+def test_identify_uses_the_tolerance_and_skips_rows_without_a_face():
+    training = np.zeros((3, 128), np.float32)
+    training[1, 0], training[2, 0] = 2.0, np.nan  # row 2: a training image without a face
+    queries = np.zeros((4, 128), np.float32)
+    queries[0, 0], queries[1, 0], queries[2, 0], queries[3] = 0.5, 1.3, 2.1, np.nan
+    identified, nearest, distance = faces.identify(queries, training, tolerance=0.6)
+    assert list(identified) == [True, False, True, False]
+    assert list(nearest) == [0, 1, 1, -1]
+    np.testing.assert_allclose(distance, [0.5, 0.7, 0.1, np.inf], rtol=1e-4)
+    report = faces.detection_report(queries, training)
+    assert (report.images, report.no_face, report.identified) == (4, 1, 2)
+    assert report.per_thousand() == {"no_face_per_1000": 250.0, "identified_per_1000": 500.0}
+
+
+@needs_celeba
+def test_real_celeba_faces_are_detected_at_64_and_recognised_as_themselves():
+    images = celeba_faces(12)
+    embeddings = faces.face_embeddings(images, workers=2, chunk_size=4)
+    found = faces.has_face(embeddings)
+    assert found.sum() >= 10, f"only {found.sum()} of 12 real faces detected at 64x64"
+    np.testing.assert_array_equal(faces.face_embeddings(images[:4], workers=1), embeddings[:4])  # same numbers
+    identified, nearest, distance = faces.identify(embeddings, embeddings)
+    assert np.all(identified[found]) and np.all(nearest[found] == np.flatnonzero(found)) and np.all(distance[found] == 0)
+    # A mirrored face is still the same person; the other people are mostly not.
+    mirrored = faces.face_embeddings(images[found][:, :, ::-1], workers=1)
+    flipped_distance = np.linalg.norm(mirrored - embeddings[found], axis=1)
+    assert np.nanmedian(flipped_distance) < faces.MATCH_TOLERANCE
+    others = np.linalg.norm(embeddings[found][:, None] - embeddings[found][None], axis=2)
+    assert np.median(others[~np.eye(len(others), dtype=bool)]) > np.nanmedian(flipped_distance)
+
+
+@needs_celeba
+def test_detect_faces_finds_one_centred_box_in_an_aligned_face():
+    boxes = faces.detect_faces(celeba_faces(1))[0]
+    assert boxes.shape == (1, 4)
+    left, top, right, bottom = boxes[0]
+    assert 16 < (left + right) / 2 < 48 and 16 < (top + bottom) / 2 < 48 and right - left > 20
