@@ -1,0 +1,251 @@
+"""The evaluation table: generated faces (a run's latest checkpoint, or a folder of images) against real ones.
+
+    python -m facekit evaluate runs/dcgan --real ../shared/celeba --count 1000
+
+One row of numbers per image set, written as evaluation.csv and evaluation.json (and nearest-neighbour grids)
+into the run folder, or next to an image folder:
+
+    swd_*          sliced Wasserstein distance x 1e3 per pyramid level and averaged (lower: closer to real)
+    no_face        images where dlib finds no face; identified: faces within 0.6 of a training face
+    face_fd        Fréchet distance between the dlib face embeddings of detected faces (and face_kid: KID there)
+    ms_ssim        mean MS-SSIM of random pairs of the set (higher: less diverse); ms_ssim_real: the same for real
+    pixel_nn       mean distance (RMS per pixel value, 0..255) from each image to its nearest training image
+    face_nn        mean face-embedding distance from each detected face to its nearest training face
+    fid, kid       InceptionV3 Fréchet and kernel distances (only with --metrics inception: downloads weights)
+"""
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from facekit import faces, metrics, progress
+
+METRIC_GROUPS = ("swd", "faces", "ms_ssim", "neighbours", "inception")
+DEFAULT_METRICS = ("swd", "faces", "ms_ssim", "neighbours")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+RESULT_NAME = "evaluation"
+GRID_QUERIES = 8
+GRID_NEIGHBOURS = 5
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """One image set's row of numbers, and its nearest-neighbour pictures (uint8 [H, W, 3]: query | nearest 5)."""
+
+    metrics: dict
+    grids: dict
+
+
+def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real_embeddings=None,
+             workers: int | None = None) -> Evaluation:
+    """Evaluate generated images against real (training) images, both uint8 [N, R, R, 3].
+
+    Uses min(len(generated), len(real)) images of each (SWD needs equal sets). The real images are also the
+    training faces that `identified` and the nearest neighbours look for. real_embeddings: their
+    faces.face_embeddings, if already computed.
+    """
+    unknown = sorted(set(metric_groups) - set(METRIC_GROUPS))
+    if unknown:
+        raise ValueError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRIC_GROUPS)}")
+    generated, real = progress.to_uint8(generated), progress.to_uint8(real)
+    if generated.shape[1:] != real.shape[1:]:
+        raise ValueError(f"generated images are {generated.shape[1:]} but real ones {real.shape[1:]}: "
+                         f"prepare the real set at the generated resolution")
+    count = min(len(generated), len(real))
+    generated, real = generated[:count], real[:count]
+    row, grids = {"images": count}, {}
+    if "swd" in metric_groups:
+        row.update(metrics.sliced_wasserstein_distance(generated, real, seed=seed))
+    if "faces" in metric_groups:
+        row.update(_face_metrics(generated, real, real_embeddings, workers, grids))
+    if "ms_ssim" in metric_groups:
+        pairs = min(1000, count * (count - 1) // 2)
+        row["ms_ssim"] = metrics.mean_pairwise_ms_ssim(generated, pairs, seed=seed)
+        row["ms_ssim_real"] = metrics.mean_pairwise_ms_ssim(real, pairs, seed=seed)
+    if "neighbours" in metric_groups:
+        indices, distances = metrics.nearest_neighbours(generated, real, k=GRID_NEIGHBOURS)
+        row["pixel_nn"] = float(np.mean(distances[:, 0]) / np.sqrt(generated[0].size))
+        grids["neighbours_pixel"] = metrics.neighbour_grid(generated[:GRID_QUERIES], real, indices[:GRID_QUERIES])
+    if "inception" in metric_groups:
+        network = metrics.inception_network()
+        features_generated = metrics.inception_features(generated, network=network)
+        features_real = metrics.inception_features(real, network=network)
+        row["fid"] = metrics.frechet_distance(features_generated, features_real)
+        row["kid"] = metrics.kernel_inception_distance(features_generated, features_real, seed=seed)[0]
+    return Evaluation(row, grids)
+
+
+def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=DEFAULT_METRICS, seed: int = 0,
+                    crop=None, workers: int | None = None) -> tuple[dict, Path]:
+    """Evaluate a run folder (sampled from its latest checkpoint) or an image folder against a CelebA source.
+
+    Writes evaluation.csv, evaluation.json and the neighbours_*.png grids into the run folder, or next to an
+    image folder with the folder's name in front (FOLDER_evaluation.csv). Returns (the result dict, the CSV path).
+    """
+    from facekit import data
+
+    target = Path(target)
+    generated = generated_images(target, count, seed)
+    resolution = generated.shape[1]
+    real_set = data.prepare(real_source, resolution=resolution, **({"crop": crop} if crop else {}))
+    real = sample_images(real_set.images, min(count, len(generated)), seed)
+    is_run = (target / "run.json").exists()
+    out_dir, prefix = (target, "") if is_run else (target.parent, f"{target.name}_")
+    real_embeddings = cached_face_embeddings(real, workers) if "faces" in metric_groups else None
+    evaluation = evaluate(generated, real, metric_groups, seed=seed, real_embeddings=real_embeddings, workers=workers)
+    result = {"target": str(target), "real": str(real_set.source), "seed": seed, "metrics": evaluation.metrics}
+    csv_path = out_dir / f"{prefix}{RESULT_NAME}.csv"
+    write_result(result, out_dir / f"{prefix}{RESULT_NAME}.json", csv_path)
+    for name, picture in evaluation.grids.items():
+        save_picture(picture, out_dir / f"{prefix}{name}.png")
+    return result, csv_path
+
+
+def generated_images(target, count: int, seed: int = 0) -> np.ndarray:
+    """uint8 [count, R, R, 3]: sampled from a run folder's latest checkpoint, or the first `count` images of a folder."""
+    target = Path(target)
+    if (target / "run.json").exists():
+        return sample_run(target, count, seed)
+    if target.is_dir():
+        return read_image_folder(target, count)
+    raise FileNotFoundError(f"{target}: neither a run folder (no run.json) nor a folder of images")
+
+
+def sample_run(run_dir, count: int, seed: int = 0) -> np.ndarray:
+    """`count` images uint8 [count, R, R, 3] from the model saved in a run folder, chosen by run.json's "model"."""
+    from facekit.training import RunFolder
+
+    config = RunFolder(run_dir).read_config()
+    model = config.get("model")
+    samplers = _samplers()
+    if model not in samplers:
+        raise ValueError(f"{Path(run_dir) / 'run.json'}: cannot sample model {model!r}; "
+                         f"known: {', '.join(sorted(samplers))}")
+    return progress.to_uint8(samplers[model](run_dir, config, count, seed))
+
+
+def read_image_folder(folder, count: int | None = None) -> np.ndarray:
+    """The first `count` images (PNG or JPEG, sorted by name) of a folder: uint8 [N, R, R, 3], all one square size."""
+    from PIL import Image
+
+    paths = sorted(path for path in Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)[:count]
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no .png or .jpg images to evaluate")
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+        if array.shape[0] != array.shape[1] or (images and array.shape != images[0].shape):
+            raise ValueError(f"{path}: image is {array.shape[1]}x{array.shape[0]}, expected square images "
+                             f"all of one size" + (f" ({images[0].shape[1]}x{images[0].shape[0]})" if images else ""))
+        images.append(array)
+    return np.stack(images)
+
+
+def sample_images(images, count: int, seed: int = 0) -> np.ndarray:
+    """`count` distinct images chosen at random (by seed) from uint8 [N, R, R, 3], in their original order."""
+    chosen = np.sort(np.random.default_rng(seed).choice(len(images), min(count, len(images)), replace=False))
+    return np.asarray(images[chosen])
+
+
+def cached_face_embeddings(images, workers: int | None = None) -> np.ndarray:
+    """faces.face_embeddings(images), kept in DATA_DIR/cache keyed by the images' bytes (real sets are reused)."""
+    from facekit import data
+
+    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+    path = Path(data.DATA_DIR) / "cache" / f"face_embeddings_{digest}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    embeddings = faces.face_embeddings(images, workers=workers, show_progress=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, embeddings, allow_pickle=False)
+    progress.write_atomically(path, lambda temporary: Path(temporary).write_bytes(buffer.getvalue()))
+    return embeddings
+
+
+def write_result(result: dict, json_path, csv_path) -> None:
+    """evaluation.json (everything) and evaluation.csv (one header row, one row of the metrics), atomically."""
+    row = {"target": result["target"], "real": result["real"], "seed": result["seed"], **result["metrics"]}
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(row), lineterminator="\n")
+    writer.writeheader()
+    writer.writerow({key: _format_value(value) for key, value in row.items()})
+    for path, content in ((Path(json_path), json.dumps(result, indent=2) + "\n"), (Path(csv_path), text.getvalue())):
+        progress.write_atomically(path, lambda temporary, content=content: Path(temporary).write_text(content))
+
+
+def save_picture(picture, path) -> Path:
+    """Write one uint8 [H, W, 3] picture as a PNG, atomically."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    progress.write_atomically(path, lambda temporary: iio.imwrite(temporary, picture, extension=".png"))
+    return path
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """A plain-text table: one line per labelled row of metrics, one column per metric any row has."""
+    columns = list(dict.fromkeys(name for row in rows.values() for name in row))
+    label_width = max([len("set")] + [len(label) for label in rows])
+    cells = {label: [_format_value(row.get(name, "")) for name in columns] for label, row in rows.items()}
+    widths = [max([len(name)] + [len(cells[label][index]) for label in rows]) for index, name in enumerate(columns)]
+    lines = ["  ".join(["set".ljust(label_width)] + [name.rjust(width) for name, width in zip(columns, widths)])]
+    for label in rows:
+        lines.append("  ".join([label.ljust(label_width)] +
+                               [cell.rjust(width) for cell, width in zip(cells[label], widths)]))
+    return "\n".join(lines)
+
+
+def detection_table(rows: dict[str, dict]) -> str:
+    """The published comparison's form: per set, out of 1,000 images, "can't detect a face" and
+    "detected but identified as a training person" (rows need no_face, identified and images)."""
+    table = {label: {"can't detect a face": round(row["no_face"] * 1000 / row["images"]),
+                     "identified as a training person": round(row["identified"] * 1000 / row["images"])}
+             for label, row in rows.items()}
+    return "out of 1,000 images\n" + format_table(table)
+
+
+def _face_metrics(generated, real, real_embeddings, workers, grids: dict) -> dict:
+    generated_embeddings = faces.face_embeddings(generated, workers=workers)
+    if real_embeddings is None:
+        real_embeddings = faces.face_embeddings(real, workers=workers)
+    report = faces.detection_report(generated_embeddings, real_embeddings)
+    row = {"no_face": report.no_face, "identified": report.identified}
+    found_generated = generated_embeddings[faces.has_face(generated_embeddings)]
+    found_real = real_embeddings[faces.has_face(real_embeddings)]
+    if len(found_generated) >= 2 and len(found_real) >= 2:
+        row["face_fd"] = metrics.frechet_distance(found_generated, found_real)
+        row["face_kid"] = metrics.kernel_inception_distance(found_generated, found_real)[0]
+        _, _, distance = faces.identify(generated_embeddings, real_embeddings)
+        row["face_nn"] = float(np.mean(distance[np.isfinite(distance)]))
+        queries = np.flatnonzero(faces.has_face(generated_embeddings))[:GRID_QUERIES]
+        real_faces = np.flatnonzero(faces.has_face(real_embeddings))
+        indices, _ = metrics.nearest_neighbours(generated_embeddings[queries], real_embeddings[real_faces],
+                                                k=GRID_NEIGHBOURS)
+        grids["neighbours_face"] = metrics.neighbour_grid(generated[queries], real[real_faces], indices)
+    return row
+
+
+def _samplers() -> dict:
+    return {"dcgan": _sample_dcgan}
+
+
+def _sample_dcgan(run_dir, config: dict, count: int, seed: int, batch_size: int = 250) -> np.ndarray:
+    from facekit import dcgan
+
+    generator = dcgan.load_generator(run_dir)
+    noise = np.random.default_rng(seed).standard_normal((count, config["latent_dim"])).astype(np.float32)
+    return np.concatenate([progress.to_uint8(generator(noise[start : start + batch_size], training=False))
+                           for start in range(0, count, batch_size)])
+
+
+def _format_value(value) -> str:
+    if isinstance(value, (int, np.integer)) or isinstance(value, str):
+        return str(value)
+    return f"{value:.4g}"

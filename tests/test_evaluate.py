@@ -1,0 +1,108 @@
+"""Evaluation table: the row for known sets, sampling a DCGAN run, image folders, files written, the printed tables."""
+
+import csv
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekit import evaluate, faces, synthetic
+
+
+@pytest.fixture(scope="module")
+def cartoon_faces(tmp_path_factory):
+    """uint8 [16, 64, 64, 3]: the synthetic set's faces, centre square crop (dlib finds most of them)."""
+    folder = synthetic.write_synthetic_celeba(tmp_path_factory.mktemp("synthetic") / "celeba", 16, seed=0)
+    images = []
+    for path in sorted((folder / "img_align_celeba").glob("*.jpg")):
+        with Image.open(path) as image:
+            top = (image.height - image.width) // 2
+            square = image.convert("RGB").crop((0, top, image.width, top + image.width))
+            images.append(np.asarray(square.resize((64, 64), Image.LANCZOS)))
+    return np.stack(images)
+
+
+def test_a_set_against_itself_scores_as_identical_and_noise_scores_as_no_faces(cartoon_faces):
+    embeddings = faces.face_embeddings(cartoon_faces, workers=1)
+    same = evaluate.evaluate(cartoon_faces, cartoon_faces, seed=0, real_embeddings=embeddings, workers=1)
+    row = same.metrics
+    detected = int(faces.has_face(embeddings).sum())
+    assert detected >= 6, "the synthetic faces should mostly be detectable"
+    assert row["images"] == 16 and row["swd_avg"] == 0.0
+    assert row["no_face"] == 16 - detected and row["identified"] == detected  # each face is its own training face
+    assert row["face_nn"] == 0.0 and row["pixel_nn"] == 0.0
+    assert row["face_fd"] == pytest.approx(0, abs=1e-6) and row["ms_ssim"] == row["ms_ssim_real"]
+    assert set(same.grids) == {"neighbours_pixel", "neighbours_face"}
+    assert same.grids["neighbours_pixel"].shape == (8 * 66 + 2, 6 * 66 + 2, 3)
+
+    noise = np.random.default_rng(0).integers(0, 256, cartoon_faces.shape, dtype=np.uint8)
+    row = evaluate.evaluate(noise, cartoon_faces, metric_groups=("swd", "faces"), real_embeddings=embeddings,
+                            workers=1).metrics
+    assert row["no_face"] == 16 and row["identified"] == 0 and "face_fd" not in row and "ms_ssim" not in row
+    assert row["swd_avg"] > 50
+
+
+def test_evaluate_refuses_unknown_metrics_and_mismatched_sizes(cartoon_faces):
+    with pytest.raises(ValueError, match="unknown fid"):
+        evaluate.evaluate(cartoon_faces, cartoon_faces, metric_groups=("fid",))
+    with pytest.raises(ValueError, match="resolution"):
+        evaluate.evaluate(cartoon_faces[:, :32, :32], cartoon_faces, metric_groups=("swd",))
+
+
+def test_a_dcgan_run_is_sampled_from_its_latest_checkpoint(tmp_path):
+    import tensorflow as tf
+
+    from facekit import dcgan
+    from facekit.training import RunFolder
+
+    config = dcgan.DCGANConfig(resolution=32, latent_dim=8, filters=4, precision="float32")
+    run = RunFolder(tmp_path / "run")
+    run.start(vars(config), resume=False)
+    generator = dcgan.build_generator(32, latent_dim=8, filters=4)
+    generator.layers[-1].kernel.assign(generator.layers[-1].kernel * 3)  # weights a fresh build would not have
+    tf.train.Checkpoint(generator=generator).save(run.checkpoints_dir / "ckpt")
+    sampled = evaluate.sample_run(run.path, count=5, seed=7)
+    noise = np.random.default_rng(7).standard_normal((5, 8)).astype(np.float32)
+    expected = evaluate.progress.to_uint8(generator(noise, training=False))
+    assert sampled.shape == (5, 32, 32, 3) and sampled.dtype == np.uint8
+    np.testing.assert_array_equal(sampled, expected)
+    np.testing.assert_array_equal(evaluate.generated_images(run.path, 5, seed=7), sampled)
+
+    run.write_config({**vars(config), "model": "gan9000"})
+    with pytest.raises(ValueError, match="cannot sample model 'gan9000'"):
+        evaluate.sample_run(run.path, count=2)
+
+
+def test_image_folders_are_read_in_name_order_and_odd_sizes_are_named(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    for index, image in enumerate(images):
+        iio.imwrite(tmp_path / f"{index:03d}.png", image)
+    (tmp_path / "notes.txt").write_text("not an image")
+    np.testing.assert_array_equal(evaluate.read_image_folder(tmp_path), images)
+    np.testing.assert_array_equal(evaluate.generated_images(tmp_path, count=2), images[:2])
+    iio.imwrite(tmp_path / "004.png", np.zeros((16, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"004.png: image is 20x16"):
+        evaluate.read_image_folder(tmp_path)
+    with pytest.raises(FileNotFoundError, match="neither a run folder"):
+        evaluate.generated_images(tmp_path / "missing", 2)
+
+
+def test_results_are_written_as_csv_and_json_and_printed_as_tables(tmp_path):
+    result = {"target": "runs/x", "real": "celeba", "seed": 0,
+              "metrics": {"images": 1000, "swd_avg": 12.34567, "no_face": 120, "identified": 3}}
+    evaluate.write_result(result, tmp_path / "evaluation.json", tmp_path / "evaluation.csv")
+    assert json.loads((tmp_path / "evaluation.json").read_text()) == result
+    with open(tmp_path / "evaluation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"target": "runs/x", "real": "celeba", "seed": "0", "images": "1000", "swd_avg": "12.35",
+                     "no_face": "120", "identified": "3"}]
+
+    rows = {"real vs real": {"images": 500, "no_face": 20, "identified": 400},
+            "dcgan": {"images": 500, "no_face": 350, "identified": 10}}
+    table = evaluate.detection_table(rows).splitlines()
+    assert table[0] == "out of 1,000 images"
+    assert table[2].split()[-2:] == ["40", "800"] and table[3].split()[-2:] == ["700", "20"]
+    assert evaluate.format_table({"a": {"x": 1.0}, "bb": {"y": 2}}).splitlines() == [
+        "set  x  y", "a    1   ", "bb      2"]
