@@ -107,7 +107,7 @@ def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=D
 
 
 def generated_images(target, count: int, seed: int = 0) -> np.ndarray:
-    """uint8 [count, R, R, 3]: sampled from a run folder's latest checkpoint, or the first `count` images of a folder."""
+    """uint8 [count, R, R, 3]: sampled from a run folder's latest checkpoint, or a folder's first `count` images."""
     target = Path(target)
     if (target / "run.json").exists():
         return sample_run(target, count, seed)

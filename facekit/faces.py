@@ -54,7 +54,8 @@ def detect_faces(images, upsample: int = UPSAMPLE) -> list[np.ndarray]:
     boxes = []
     for image in progress.to_uint8(images):
         found = detector(np.ascontiguousarray(image), upsample)
-        boxes.append(np.array([[box.left(), box.top(), box.right(), box.bottom()] for box in found], int).reshape(-1, 4))
+        corners = [[box.left(), box.top(), box.right(), box.bottom()] for box in found]
+        boxes.append(np.array(corners, int).reshape(-1, 4))
     return boxes
 
 

@@ -97,7 +97,7 @@ def laplacian_pyramid(images, levels: int) -> list[np.ndarray]:
 
 
 def neighbourhood_centres(shape, per_image: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform random centres where a whole 7x7 window fits in images of `shape` [N, S, S, C]: rows, columns int [N, per_image]."""
+    """Random centres where a whole 7x7 window fits in levels of `shape` [N, S, S, C]: rows, columns int [N, k]."""
     count, height, width, _ = shape
     radius = SWD_NEIGHBOURHOOD // 2
     rows = rng.integers(radius, height - radius, size=(count, per_image))
@@ -289,7 +289,7 @@ def nearest_neighbours(queries, references, k: int = 5, batch_size: int = 256) -
 
 
 def neighbour_grid(queries, references, indices) -> np.ndarray:
-    """One row per query: the query, then its nearest references. uint8 picture; queries [M, H, W, 3], indices [M, k]."""
+    """One row per query: the query, then its nearest references. uint8 picture; queries [M, H, W, 3], indices [M, k]"""
     queries, references = progress.to_uint8(queries), progress.to_uint8(references)
     rows = [np.concatenate([query[None], references[row]]) for query, row in zip(queries, np.asarray(indices))]
     return progress.image_grid(np.concatenate(rows), columns=1 + np.asarray(indices).shape[1])

@@ -59,7 +59,8 @@ def direct_swd(images_a, images_b, seed, per_image, directions, repeats):
             matrix = rng.standard_normal((descriptors_a.shape[1], directions))
             for direction in matrix.T:
                 direction = direction / np.sqrt(np.sum(direction**2))
-                distances.append(np.mean(np.abs(np.sort(descriptors_a @ direction) - np.sort(descriptors_b @ direction))))
+                sorted_a, sorted_b = np.sort(descriptors_a @ direction), np.sort(descriptors_b @ direction)
+                distances.append(np.mean(np.abs(sorted_a - sorted_b)))
         result[f"swd_{side}"] = np.mean(distances) * 1e3
     result["swd_avg"] = np.mean(list(result.values()))
     return result
