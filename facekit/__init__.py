@@ -1,6 +1,10 @@
 """facekit: the helper package behind the face-generation lessons (data, models, progress GIFs, metrics)."""
 
-from facekit.profiles import Profile, profile
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the lessons
+
+from facekit.profiles import Profile, profile  # noqa: E402
 
 __all__ = ["Profile", "profile", "seed_everything"]
 

@@ -9,6 +9,8 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
+from facekit import data
+
 GIF_SECONDS_PER_FRAME = 0.3
 GIF_LAST_FRAME_SECONDS = 2.0
 
@@ -21,9 +23,7 @@ def control_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
 def to_uint8(images) -> np.ndarray:
     """Images as uint8 [N, H, W, 3]: uint8 passes through, floats are read as [-1, 1]."""
     images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    return np.clip(np.round((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return images if images.dtype == np.uint8 else data.to_uint8(images)
 
 
 def image_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarray:
