@@ -1,4 +1,4 @@
-"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif} ...`."""
+"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif,evaluate} ...`."""
 
 import argparse
 import sys
@@ -52,6 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     gif.add_argument("run_dir", type=Path)
     gif.add_argument("--out", type=Path, help="where to write it (default RUN_DIR/progress.gif)")
     gif.set_defaults(handler=run_gif)
+
+    from facekit import data, evaluate
+
+    measure = commands.add_parser("evaluate", help="measure generated faces against real ones (evaluation.csv/json)")
+    measure.add_argument("target", type=Path, help="run folder (sampled at its latest checkpoint) or folder of images")
+    measure.add_argument("--real", type=Path, default=None,
+                         help="CelebA folder or zip to compare with (default: as for training)")
+    measure.add_argument("--count", type=int, default=1000, help="generated and real images to compare")
+    measure.add_argument("--metrics", nargs="+", choices=evaluate.METRIC_GROUPS, default=list(evaluate.DEFAULT_METRICS),
+                         help="metric groups (inception downloads InceptionV3 weights on first use)")
+    measure.add_argument("--crop", choices=sorted(data.CROPS), default=None,
+                         help="crop of the real images (default: as for training)")
+    measure.add_argument("--seed", type=int, default=0)
+    measure.set_defaults(handler=run_evaluate)
     return parser
 
 
@@ -87,6 +101,18 @@ def run_gif(arguments) -> None:
     from facekit.training import RunFolder
 
     print(f"wrote {RunFolder(arguments.run_dir).write_gif(arguments.out)}")
+
+
+def run_evaluate(arguments) -> None:
+    from facekit import evaluate
+
+    if arguments.count < 2:
+        raise ValueError(f"--count must be at least 2, got {arguments.count}")
+    result, csv_path = evaluate.evaluate_target(arguments.target, arguments.real, count=arguments.count,
+                                                metric_groups=arguments.metrics, seed=arguments.seed,
+                                                crop=arguments.crop)
+    print(evaluate.format_table({arguments.target.name or str(arguments.target): result["metrics"]}))
+    print(f"wrote {csv_path} and {csv_path.with_suffix('.json').name}")
 
 
 def _add_data_arguments(parser, with_source: bool) -> None:

@@ -75,6 +75,49 @@ def test_a_dcgan_run_is_sampled_from_its_latest_checkpoint(tmp_path):
         evaluate.sample_run(run.path, count=2)
 
 
+def test_a_vae_run_is_sampled_from_its_prior(tmp_path):
+    from facekit import vae
+
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    config = vae.VAEConfig(resolution=32, latent_dim=4, filters=4, batch_size=4, steps=2, snapshot_every=2,
+                           grid_size=4, precision="float32")
+    run = vae.train(images, tmp_path / "run", config, show_progress=False)
+    sampled = evaluate.sample_run(run.path, count=3, seed=1)
+    latents = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(sampled, evaluate.progress.to_uint8(vae.load_vae(run.path).sample(latents)))
+
+
+def test_the_command_line_evaluates_a_run_and_an_image_folder(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from facekit import cli, data, dcgan
+    from facekit.training import RunFolder
+
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")  # caches go here, not into the repository
+    source = synthetic.write_synthetic_celeba(tmp_path / "celeba", 20, seed=0)
+    run = RunFolder(tmp_path / "run")
+    run.start(vars(dcgan.DCGANConfig(resolution=32, latent_dim=8, filters=4, precision="float32")), resume=False)
+    tf.train.Checkpoint(generator=dcgan.build_generator(32, latent_dim=8, filters=4)).save(run.checkpoints_dir / "c")
+    arguments = ["--real", str(source), "--count", "12", "--metrics", "swd", "ms_ssim", "neighbours"]
+    assert cli.main(["evaluate", str(run.path), *arguments]) == 0
+    printed = capsys.readouterr().out
+    assert "swd_avg" in printed and "evaluation.csv" in printed
+    result = json.loads((run.path / "evaluation.json").read_text())
+    assert result["metrics"]["images"] == 12 and result["metrics"]["swd_avg"] > 0 and result["seed"] == 0
+    assert iio.imread(run.path / "neighbours_pixel.png").shape == (8 * 34 + 2, 6 * 34 + 2, 3)
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for index, image in enumerate(evaluate.sample_run(run.path, 12, seed=3)):
+        iio.imwrite(folder / f"{index:02d}.png", image)
+    assert cli.main(["evaluate", str(folder), *arguments]) == 0
+    with open(tmp_path / "pictures_evaluation.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["images"] == "12" and float(row["swd_avg"]) > 0
+    assert cli.main(["evaluate", str(tmp_path / "nothing"), *arguments]) == 1
+    assert "neither a run folder" in capsys.readouterr().err
+
+
 def test_image_folders_are_read_in_name_order_and_odd_sizes_are_named(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     for index, image in enumerate(images):
