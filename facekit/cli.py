@@ -47,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     dcgan.add_argument("--latent-dim", type=int, default=100)
     dcgan.add_argument("--filters", type=int, default=64, help="channels of the first discriminator layer")
     dcgan.set_defaults(handler=run_train_dcgan)
+    pca = models.add_parser("pca", help="eigenfaces by randomized PCA; a 'step' is the number of components")
+    _add_data_arguments(pca, with_source=True)
+    pca.add_argument("--run", type=Path, required=True, help="run folder (log.csv, samples/, checkpoints/, GIF)")
+    pca.add_argument("--components", type=int, default=200)
+    pca.add_argument("--power-iterations", type=int, default=3)
+    pca.add_argument("--heldout", type=float, default=0.1,
+                     help="fraction of the identities kept out of the fit to measure reconstruction error (0: none)")
+    pca.add_argument("--seed", type=int, default=0)
+    pca.set_defaults(handler=run_train_pca)
+    vae = models.add_parser("vae", help="convolutional VAE trained with train_on_batch")
+    _add_data_arguments(vae, with_source=True)
+    _add_run_arguments(vae)
+    vae.add_argument("--batch-size", type=int, default=64)
+    vae.add_argument("--latent-dim", type=int, default=128)
+    vae.add_argument("--filters", type=int, default=64, help="channels of the first encoder layer")
+    vae.add_argument("--beta", type=float, default=1.0, help="weight of the KL term in the loss")
+    vae.set_defaults(handler=run_train_vae)
 
     gif = commands.add_parser("gif", help="rebuild a run's progress GIF from its saved snapshots")
     gif.add_argument("run_dir", type=Path)
@@ -94,6 +111,33 @@ def run_train_dcgan(arguments) -> None:
                                filters=arguments.filters, batch_size=arguments.batch_size, steps=arguments.steps,
                                snapshot_every=arguments.snapshot_every, seed=arguments.seed)
     run = dcgan.train(faces.images, arguments.run, config, resume=arguments.resume)
+    _print_run(run)
+
+
+def run_train_pca(arguments) -> None:
+    from facekit import pca
+
+    faces = _prepare(arguments)
+    training, heldout = faces, None
+    if arguments.heldout:
+        training, heldout = faces.split_by_identity((1 - arguments.heldout, arguments.heldout), seed=arguments.seed)
+    config = pca.PCAConfig(resolution=arguments.resolution, components=arguments.components,
+                           power_iterations=arguments.power_iterations, seed=arguments.seed)
+    run = pca.train(training.images, arguments.run, config, heldout=None if heldout is None else heldout.images)
+    print(f"fitted {arguments.components} eigenfaces to {len(training)} images; reconstruction error measured on "
+          f"{len(heldout) if heldout is not None else len(training)} {'held-out' if heldout is not None else 'training'}"
+          f" images")
+    _print_run(run)
+
+
+def run_train_vae(arguments) -> None:
+    from facekit import vae
+
+    faces = _prepare(arguments)
+    config = vae.VAEConfig(resolution=arguments.resolution, latent_dim=arguments.latent_dim, filters=arguments.filters,
+                           beta=arguments.beta, batch_size=arguments.batch_size, steps=arguments.steps,
+                           snapshot_every=arguments.snapshot_every, seed=arguments.seed)
+    run = vae.train(faces.images, arguments.run, config, resume=arguments.resume)
     _print_run(run)
 
 

@@ -19,6 +19,7 @@ as already in [-1, 1]), so reconstruction errors are comparable with the VAE's.
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ DEFAULT_COMPONENTS = 200
 DEFAULT_POWER_ITERATIONS = 3
 DEFAULT_CHUNK_SIZE = 1024
 MODEL_KEYS = ("mean", "components", "explained_variance", "total_variance", "count")
+MODEL_FILE = "eigenfaces.npz"
 
 
 @dataclasses.dataclass
@@ -159,6 +161,59 @@ def fit(images, components: int = DEFAULT_COMPONENTS, power_iterations: int = DE
                       total_variance=float(total_scatter / (count - 1)), count=count)
 
 
+@dataclasses.dataclass
+class PCAConfig:
+    """Everything that defines a PCA run; saved as the run folder's run.json."""
+
+    resolution: int = 64
+    components: int = DEFAULT_COMPONENTS
+    power_iterations: int = DEFAULT_POWER_ITERATIONS
+    seed: int = 0
+    grid_size: int = 36
+    model: str = "pca"
+
+
+def train(images, run_dir, config: PCAConfig, heldout=None, show_progress: bool = True):
+    """Fit eigenfaces to uint8 images [N, R, R, 3] into a run folder, with the same contract as the DCGAN and VAE
+    runs except that a "step" is the number of components k used:
+
+    log.csv         step k = 1..components: mean_squared_error (per value, [-1, 1] scale) of `heldout` images
+                    (default: the training images) rebuilt from k components, explained_variance_ratio (cumulative)
+    samples/        step_000010.png: fixed random coefficients decoded with the first k components (k = 0: the mean)
+    checkpoints/    eigenfaces.npz (`load_eigenfaces(run_dir)`)
+    progress.gif    the samples as k grows; losses.png: the error against k
+    """
+    from facekit import progress
+    from facekit.training import RunFolder
+
+    run = RunFolder(run_dir)
+    run.start(dataclasses.asdict(config), resume=False)
+    started = time.perf_counter()
+    model = fit(images, config.components, config.power_iterations, seed=config.seed, show_progress=show_progress)
+    seconds = round(time.perf_counter() - started, 4)
+    model.save(run.checkpoints_dir / MODEL_FILE)
+
+    heldout = images if heldout is None else heldout
+    errors = _errors_by_k(model, heldout)
+    explained = np.cumsum(model.explained_variance_ratio)
+    for k in range(1, config.components + 1):
+        run.append_log({"step": k, "mean_squared_error": float(errors[k - 1]),
+                        "explained_variance_ratio": float(explained[k - 1]), "seconds": seconds})
+    standard = np.random.default_rng(config.seed).standard_normal((config.grid_size, config.components))
+    progress.save_grid(np.repeat(model.mean[None], config.grid_size, axis=0), run.sample_path(0))
+    for k in _snapshot_counts(config.components):
+        progress.save_grid(model.decode(standard[:, :k] * np.sqrt(model.explained_variance[:k])), run.sample_path(k))
+    run.finish(loss_columns=["mean_squared_error"])
+    return run
+
+
+def load_eigenfaces(run_dir) -> Eigenfaces:
+    """The eigenfaces of a `python -m facekit train pca` run folder."""
+    from facekit.training import RunFolder
+
+    return load(RunFolder(run_dir).checkpoints_dir / MODEL_FILE)
+
+
 def load(path) -> Eigenfaces:
     """Read a model written by `Eigenfaces.save` (plain arrays only; pickled objects are refused)."""
     path = Path(path)
@@ -173,6 +228,26 @@ def load(path) -> Eigenfaces:
         raise ValueError(f"{path}: inconsistent shapes (mean {model.mean.shape}, components "
                          f"{model.components.shape}, explained_variance {model.explained_variance.shape})")
     return model
+
+
+def _errors_by_k(model: Eigenfaces, images) -> np.ndarray:
+    """Mean squared error per value of images rebuilt from k = 1..all components: float64 [components].
+
+    The components are orthonormal, so the squared error left with k components is |x - mean|^2 minus the sum of
+    the first k squared coefficients: one encoding gives every k.
+    """
+    squared_norms = np.zeros(len(images), np.float64)
+    for start, chunk in _chunks(images, DEFAULT_CHUNK_SIZE):
+        squared_norms[start : start + len(chunk)] = np.square(_centred(chunk, model.mean.reshape(-1)),
+                                                              dtype=np.float64).sum(axis=1)
+    captured = np.cumsum(np.square(model.encode(images), dtype=np.float64), axis=1)
+    return (squared_norms[:, None] - captured).mean(axis=0) / model.mean.size
+
+
+def _snapshot_counts(components: int) -> list:
+    """1, 2, 5, 10, 20, 50, ... below `components`, then `components` itself."""
+    counts = [base * 10**power for power in range(7) for base in (1, 2, 5) if base * 10**power < components]
+    return counts + [components]
 
 
 def _mean(images, chunk_size: int) -> np.ndarray:

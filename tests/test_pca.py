@@ -149,3 +149,38 @@ def test_bad_inputs_are_named(tmp_path, images, model):
     np.savez(tmp_path / "other.npz", weights=np.zeros(3))
     with pytest.raises(ValueError, match=r"other.npz: not an eigenfaces model \(missing mean"):
         pca.load(tmp_path / "other.npz")
+
+
+def test_a_run_folder_logs_the_error_for_every_k_and_animates_the_samples(tmp_path, images):
+    config = pca.PCAConfig(resolution=8, components=12, grid_size=4)
+    heldout = _faces(count=50, seed=1)
+    run = pca.train(images, tmp_path / "run", config, heldout=heldout, show_progress=False)
+    log = run.read_log()
+    assert [row["step"] for row in log] == list(range(1, 13))
+    model = pca.load_eigenfaces(run.path)
+    rows = _as_rows(heldout)
+    for k in (1, 5, 12):
+        direct = np.mean((model.reconstruct(heldout, k).reshape(len(rows), -1) - rows) ** 2)
+        assert log[k - 1]["mean_squared_error"] == pytest.approx(direct, rel=1e-4)
+    np.testing.assert_allclose([row["explained_variance_ratio"] for row in log],
+                               np.cumsum(model.explained_variance_ratio), rtol=1e-6)
+    assert [step for step, _ in run.sample_frames()] == [0, 1, 2, 5, 10, 12]
+    assert run.gif_path.exists() and run.losses_path.exists()
+    again = pca.train(images, tmp_path / "again", config, heldout=heldout, show_progress=False)
+    assert again.gif_path.read_bytes() == run.gif_path.read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        pca.train(images, tmp_path / "run", config, show_progress=False)
+
+
+def test_command_line_fits_on_the_faces_and_keeps_identities_out(tmp_path, monkeypatch):
+    from facekit import cli, data, synthetic
+
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    source = synthetic.write_synthetic_celeba(tmp_path / "faces", 80, seed=0)
+    status = cli.main(["train", "pca", "--data", str(source), "--run", str(tmp_path / "run"), "--components", "6",
+                       "--heldout", "0.25"])
+    assert status == 0
+    config = pca.load_eigenfaces(tmp_path / "run")
+    assert config.components.shape == (6, 64 * 64 * 3)
+    assert 40 <= config.count <= 70  # about three quarters of the 80 faces; whole identities kept out
+    assert len(list((tmp_path / "run" / "samples").glob("step_*.png"))) == 5  # k = 0, 1, 2, 5, 6

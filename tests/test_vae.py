@@ -149,3 +149,17 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, images):
     unfinished.start(whole.read_config(), resume=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint to load a VAE from"):
         vae.load_vae(unfinished.path)
+
+
+def test_command_line_trains_into_a_run_folder(tmp_path, monkeypatch):
+    from facekit import cli, data, synthetic
+
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    source = synthetic.write_synthetic_celeba(tmp_path / "faces", 16, seed=0)
+    arguments = ["train", "vae", "--data", str(source), "--run", str(tmp_path / "run"), "--steps", "2",
+                 "--snapshot-every", "1", "--batch-size", "4", "--latent-dim", "8", "--filters", "4", "--beta", "0.5"]
+    assert cli.main(arguments) == 0
+    run = RunFolder(tmp_path / "run")
+    assert run.read_config()["beta"] == 0.5 and run.read_config()["model"] == "vae"
+    assert [step for step, _ in run.sample_frames()] == [0, 1, 2]
+    assert cli.main(arguments) == 1  # the folder holds a run: refused, with a message, not overwritten
