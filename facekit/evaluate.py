@@ -117,7 +117,10 @@ def generated_images(target, count: int, seed: int = 0) -> np.ndarray:
 
 
 def sample_run(run_dir, count: int, seed: int = 0) -> np.ndarray:
-    """`count` images uint8 [count, R, R, 3] from the model saved in a run folder, chosen by run.json's "model"."""
+    """`count` images uint8 [count, R, R, 3] from the model of a run folder (run.json's "model": dcgan, vae, pca).
+
+    DCGAN and VAE decode N(0, I) latents drawn by np.random.default_rng(seed); PCA draws its own coefficients.
+    """
     from facekit.training import RunFolder
 
     config = RunFolder(run_dir).read_config()
@@ -233,7 +236,7 @@ def _face_metrics(generated, real, real_embeddings, workers, grids: dict) -> dic
 
 
 def _samplers() -> dict:
-    return {"dcgan": _sample_dcgan, "vae": _sample_vae}
+    return {"dcgan": _sample_dcgan, "vae": _sample_vae, "pca": _sample_pca}
 
 
 def _sample_dcgan(run_dir, config: dict, count: int, seed: int, batch_size: int = 250) -> np.ndarray:
@@ -252,6 +255,12 @@ def _sample_vae(run_dir, config: dict, count: int, seed: int, batch_size: int = 
     latents = np.random.default_rng(seed).standard_normal((count, config["latent_dim"])).astype(np.float32)
     return np.concatenate([progress.to_uint8(model.sample(latents[start : start + batch_size]))
                            for start in range(0, count, batch_size)])
+
+
+def _sample_pca(run_dir, config: dict, count: int, seed: int) -> np.ndarray:
+    from facekit import pca
+
+    return pca.load_eigenfaces(run_dir).sample(count, seed)
 
 
 def _format_value(value) -> str:

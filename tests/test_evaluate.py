@@ -87,6 +87,17 @@ def test_a_vae_run_is_sampled_from_its_prior(tmp_path):
     np.testing.assert_array_equal(sampled, evaluate.progress.to_uint8(vae.load_vae(run.path).sample(latents)))
 
 
+def test_a_pca_run_is_sampled_from_its_eigenfaces(tmp_path):
+    from facekit import pca
+
+    images = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    run = pca.train(images, tmp_path / "run", pca.PCAConfig(components=3, grid_size=4), show_progress=False)
+    sampled = evaluate.sample_run(run.path, count=4, seed=2)
+    expected = evaluate.progress.to_uint8(pca.load_eigenfaces(run.path).sample(4, seed=2))
+    np.testing.assert_array_equal(sampled, expected)
+    assert len(np.unique(sampled.reshape(4, -1), axis=0)) == 4
+
+
 def test_the_command_line_evaluates_a_run_and_an_image_folder(tmp_path, monkeypatch, capsys):
     import tensorflow as tf
 
