@@ -56,8 +56,11 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
     if generated.shape[1:] != real.shape[1:]:
         raise ValueError(f"generated images are {generated.shape[1:]} but real ones {real.shape[1:]}: "
                          f"prepare the real set at the generated resolution")
+    if real_embeddings is not None and len(real_embeddings) != len(real):
+        raise ValueError(f"real_embeddings has {len(real_embeddings)} rows for {len(real)} real images")
     count = min(len(generated), len(real))
     generated, real = generated[:count], real[:count]
+    real_embeddings = None if real_embeddings is None else real_embeddings[:count]
     row, grids = {"images": count}, {}
     if "swd" in metric_groups:
         row.update(metrics.sliced_wasserstein_distance(generated, real, seed=seed))

@@ -43,6 +43,13 @@ def test_a_set_against_itself_scores_as_identical_and_noise_scores_as_no_faces(c
     assert row["no_face"] == 16 and row["identified"] == 0 and "face_fd" not in row and "ms_ssim" not in row
     assert row["swd_avg"] > 50
 
+    # Fewer generated than real images: both sets, and the real embeddings, are cut to the smaller count.
+    fewer = evaluate.evaluate(cartoon_faces[:10], cartoon_faces, metric_groups=("faces",), real_embeddings=embeddings,
+                              workers=1).metrics
+    assert fewer["images"] == 10 and fewer["identified"] == int(faces.has_face(embeddings[:10]).sum())
+    with pytest.raises(ValueError, match="3 rows for 16 real images"):
+        evaluate.evaluate(cartoon_faces, cartoon_faces, metric_groups=("faces",), real_embeddings=embeddings[:3])
+
 
 def test_evaluate_refuses_unknown_metrics_and_mismatched_sizes(cartoon_faces):
     with pytest.raises(ValueError, match="unknown fid"):
