@@ -87,6 +87,8 @@ def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=D
                     crop=None, workers: int | None = None) -> tuple[dict, Path]:
     """Evaluate a run folder (sampled from its latest checkpoint) or an image folder against a CelebA source.
 
+    crop: of the real images; default the run's recorded crop, else facekit.data's default crop.
+
     Writes evaluation.csv, evaluation.json and the neighbours_*.png grids into the run folder, or next to an
     image folder with the folder's name in front (FOLDER_evaluation.csv). Returns (the result dict, the CSV path).
     """
@@ -94,10 +96,11 @@ def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=D
 
     target = Path(target)
     generated = generated_images(target, count, seed)
-    resolution = generated.shape[1]
-    real_set = data.prepare(real_source, resolution=resolution, **({"crop": crop} if crop else {}))
-    real = sample_images(real_set.images, min(count, len(generated)), seed)
     is_run = (target / "run.json").exists()
+    if crop is None and is_run:
+        crop = json.loads((target / "run.json").read_text()).get("crop")  # the run's own crop, if it recorded one
+    real_set = data.prepare(real_source, resolution=generated.shape[1], **({"crop": crop} if crop else {}))
+    real = sample_images(real_set.images, min(count, len(generated)), seed)
     out_dir, prefix = (target, "") if is_run else (target.parent, f"{target.name}_")
     real_embeddings = cached_face_embeddings(real, workers) if "faces" in metric_groups else None
     evaluation = evaluate(generated, real, metric_groups, seed=seed, real_embeddings=real_embeddings, workers=workers)
@@ -146,9 +149,11 @@ def read_image_folder(folder, count: int | None = None) -> np.ndarray:
     for path in paths:
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"))
-        if array.shape[0] != array.shape[1] or (images and array.shape != images[0].shape):
-            raise ValueError(f"{path}: image is {array.shape[1]}x{array.shape[0]}, expected square images "
-                             f"all of one size" + (f" ({images[0].shape[1]}x{images[0].shape[0]})" if images else ""))
+        height, width = array.shape[:2]
+        if height != width:
+            raise ValueError(f"{path}: image is {width}x{height}; expected square images")
+        if images and array.shape != images[0].shape:
+            raise ValueError(f"{path}: image is {width}x{height}, unlike {paths[0].name} ({len(images[0])} square)")
         images.append(array)
     return np.stack(images)
 

@@ -144,7 +144,10 @@ def test_image_folders_are_read_in_name_order_and_odd_sizes_are_named(tmp_path):
     np.testing.assert_array_equal(evaluate.read_image_folder(tmp_path), images)
     np.testing.assert_array_equal(evaluate.generated_images(tmp_path, count=2), images[:2])
     iio.imwrite(tmp_path / "004.png", np.zeros((16, 20, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"004.png: image is 20x16"):
+    with pytest.raises(ValueError, match=r"004.png: image is 20x16; expected square"):
+        evaluate.read_image_folder(tmp_path)
+    iio.imwrite(tmp_path / "004.png", np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"004.png: image is 20x20, unlike 000.png \(16 square\)"):
         evaluate.read_image_folder(tmp_path)
     with pytest.raises(FileNotFoundError, match="neither a run folder"):
         evaluate.generated_images(tmp_path / "missing", 2)
