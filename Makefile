@@ -16,7 +16,8 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m facekit train dcgan --resolution 64 --steps 300 --batch-size 64 --run runs/demo --snapshot-every 20
+	rm -rf runs/demo
+	$(BIN)/python -m facekit train dcgan --resolution 64 --steps 800 --batch-size 64 --filters 32 --run runs/demo --snapshot-every 40
 
 test: $(STAMP)
 	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q tests
