@@ -106,10 +106,10 @@ def run_prepare(arguments) -> None:
 def run_train_dcgan(arguments) -> None:
     from facekit import dcgan
 
-    faces = _prepare(arguments)
     config = dcgan.DCGANConfig(resolution=arguments.resolution, latent_dim=arguments.latent_dim,
                                filters=arguments.filters, batch_size=arguments.batch_size, steps=arguments.steps,
                                snapshot_every=arguments.snapshot_every, seed=arguments.seed)
+    faces = _prepare(arguments)
     run = dcgan.train(faces.images, arguments.run, config, resume=arguments.resume)
     _print_run(run)
 

@@ -36,6 +36,12 @@ class DCGANConfig:
     precision: str = "auto"
     model: str = "dcgan"
 
+    def __post_init__(self):
+        for name in ("latent_dim", "filters", "batch_size", "steps", "snapshot_every", "grid_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _upsamplings(self.resolution)
+
 
 def build_generator(resolution: int = 64, latent_dim: int = 100, filters: int = 64,
                     dtype: str = "float32") -> keras.Model:

@@ -1,0 +1,52 @@
+"""Command line: synth -> prepare -> train dcgan -> gif, and a one-line reason with a non-zero status on bad input."""
+
+import pytest
+
+from facekit import data
+from facekit.cli import main
+from facekit.training import RunFolder
+
+
+def test_synth_prepare_train_and_gif(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    faces_dir = tmp_path / "faces"
+    assert main(["synth", str(faces_dir), "--count", "40", "--seed", "3"]) == 0
+    assert (faces_dir / "img_align_celeba" / "000040.jpg").is_file()
+    assert main(["prepare", str(faces_dir), "--resolution", "64", "--crop", "face128"]) == 0
+    assert "prepared 40 images (64x64, crop face128)" in capsys.readouterr().out
+    (faces_dir / "img_align_celeba" / "000007.jpg").write_bytes(b"not a jpeg")
+    assert main(["prepare", str(faces_dir), "--resolution", "64"]) == 0
+    printed = capsys.readouterr().out
+    assert "prepared 39 images" in printed and "skipped 1" in printed and "000007.jpg" in printed
+    assert main(["prepare", str(faces_dir), "--strict"]) == 1
+    assert "000007.jpg" in capsys.readouterr().err
+
+    run_dir = tmp_path / "run"
+    arguments = ["train", "dcgan", "--data", str(faces_dir), "--resolution", "64", "--steps", "2",
+                 "--batch-size", "8", "--filters", "4", "--latent-dim", "8", "--snapshot-every", "1", "--run",
+                 str(run_dir)]
+    assert main(arguments) == 0
+    run = RunFolder(run_dir)
+    assert [step for step, _ in run.sample_frames()] == [0, 1, 2]
+    assert [row["step"] for row in run.read_log()] == [1, 2]
+    assert run.gif_path.is_file() and run.losses_path.is_file()
+    assert main(arguments) == 1  # the folder already holds a run
+    assert "--resume" in capsys.readouterr().err
+    assert main([*arguments[:7], "3", *arguments[8:], "--resume"]) == 0
+    assert [row["step"] for row in run.read_log()] == [1, 2, 3]
+
+    gif = tmp_path / "class.gif"
+    assert main(["gif", str(run_dir), "--out", str(gif)]) == 0
+    assert gif.read_bytes() == run.gif_path.read_bytes()
+
+
+@pytest.mark.parametrize("arguments, reason", [
+    (["prepare", "/no/such/folder"], "no such file or folder"),
+    (["train", "dcgan", "--steps", "0", "--run", "unused"], "steps must be at least 1"),
+    (["gif", "/no/such/run"], "no step_*.png snapshots"),
+    (["synth", "unused", "--count", "0"], "--count must be at least 1"),
+])
+def test_bad_input_gives_one_line_and_status_1(arguments, reason, capsys):
+    assert main(arguments) == 1
+    error = capsys.readouterr().err.strip()
+    assert reason in error and len(error.splitlines()) == 1
