@@ -115,7 +115,7 @@ class Eigenfaces:
         return int(k)
 
     def _check_images(self, images) -> np.ndarray:
-        images = np.asarray(images) if not isinstance(images, np.ndarray) else images
+        images = np.asarray(images)
         if tuple(images.shape[1:]) != self.image_shape:
             raise ValueError(f"images: expected [N, {', '.join(map(str, self.image_shape))}], got {images.shape}")
         return images
@@ -130,7 +130,7 @@ def fit(images, components: int = DEFAULT_COMPONENTS, power_iterations: int = DE
     `oversamples` extra random directions (default max(10, components // 2)) make the top `components` accurate.
     Same arguments, same result.
     """
-    images = images if isinstance(images, np.ndarray) else np.asarray(images)
+    images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images: expected [N, H, W, 3], got shape {images.shape}")
     count, dimension = len(images), math.prod(images.shape[1:])
