@@ -117,12 +117,14 @@ def run_train_dcgan(arguments) -> None:
 def run_train_pca(arguments) -> None:
     from facekit import pca
 
+    config = pca.PCAConfig(resolution=arguments.resolution, components=arguments.components,
+                           power_iterations=arguments.power_iterations, seed=arguments.seed)
+    if not 0 <= arguments.heldout < 1:
+        raise ValueError(f"--heldout must be a fraction in [0, 1), got {arguments.heldout}")
     faces = _prepare(arguments)
     training, heldout = faces, None
     if arguments.heldout:
         training, heldout = faces.split_by_identity((1 - arguments.heldout, arguments.heldout), seed=arguments.seed)
-    config = pca.PCAConfig(resolution=arguments.resolution, components=arguments.components,
-                           power_iterations=arguments.power_iterations, seed=arguments.seed)
     run = pca.train(training.images, arguments.run, config, heldout=None if heldout is None else heldout.images)
     print(f"fitted {arguments.components} eigenfaces to {len(training)} images; reconstruction error measured on "
           f"{len(heldout) if heldout is not None else len(training)} {'held-out' if heldout is not None else 'training'}"
@@ -133,10 +135,10 @@ def run_train_pca(arguments) -> None:
 def run_train_vae(arguments) -> None:
     from facekit import vae
 
-    faces = _prepare(arguments)
     config = vae.VAEConfig(resolution=arguments.resolution, latent_dim=arguments.latent_dim, filters=arguments.filters,
                            beta=arguments.beta, batch_size=arguments.batch_size, steps=arguments.steps,
                            snapshot_every=arguments.snapshot_every, seed=arguments.seed)
+    faces = _prepare(arguments)
     run = vae.train(faces.images, arguments.run, config, resume=arguments.resume)
     _print_run(run)
 

@@ -172,6 +172,13 @@ class PCAConfig:
     grid_size: int = 36
     model: str = "pca"
 
+    def __post_init__(self):
+        for name in ("components", "grid_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.power_iterations < 0:
+            raise ValueError(f"power_iterations must be at least 0, got {self.power_iterations}")
+
 
 def train(images, run_dir, config: PCAConfig, heldout=None, show_progress: bool = True):
     """Fit eigenfaces to uint8 images [N, R, R, 3] into a run folder, with the same contract as the DCGAN and VAE

@@ -44,6 +44,14 @@ class VAEConfig:
     precision: str = "auto"
     model: str = "vae"
 
+    def __post_init__(self):
+        for name in ("latent_dim", "filters", "batch_size", "steps", "snapshot_every", "grid_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.beta < 0:
+            raise ValueError(f"beta must be at least 0, got {self.beta}")
+        _downsamplings(self.resolution)
+
 
 def kl_divergence(mean, log_variance):
     """KL( N(mean, exp(log_variance)) || N(0, I) ) of each example, in nats: float [B] from [B, latent_dim] each.

@@ -172,6 +172,18 @@ def test_a_run_folder_logs_the_error_for_every_k_and_animates_the_samples(tmp_pa
         pca.train(images, tmp_path / "run", config, show_progress=False)
 
 
+def test_bad_settings_are_refused_before_any_data_is_read(tmp_path, capsys):
+    from facekit import cli
+
+    missing = tmp_path / "no-such-folder"
+    for option, value, message in (("--heldout", "1.5", "--heldout must be a fraction in [0, 1)"),
+                                   ("--components", "0", "components must be at least 1"),
+                                   ("--power-iterations", "-1", "power_iterations must be at least 0")):
+        assert cli.main(["train", "pca", "--data", str(missing), "--run", str(tmp_path / "run"), option, value]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_command_line_fits_on_the_faces_and_keeps_identities_out(tmp_path, monkeypatch):
     from facekit import cli, data, synthetic
 

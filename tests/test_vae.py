@@ -151,6 +151,18 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, images):
         vae.load_vae(unfinished.path)
 
 
+def test_bad_settings_are_refused_before_any_data_is_read(tmp_path, capsys):
+    from facekit import cli
+
+    missing = tmp_path / "no-such-folder"
+    for option, value, message in (("--beta", "-1", "beta must be at least 0"),
+                                   ("--latent-dim", "0", "latent_dim must be at least 1")):
+        assert cli.main(["train", "vae", "--data", str(missing), "--run", str(tmp_path / "run"), "--steps", "2",
+                         option, value]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_command_line_trains_into_a_run_folder(tmp_path, monkeypatch):
     from facekit import cli, data, synthetic
 
