@@ -161,8 +161,9 @@ class VAE(keras.Model):
 
 def build_vae(config: VAEConfig) -> VAE:
     """An encoder and decoder for `config`, joined into a compiled VAE (Adam at config.learning_rate)."""
-    encoder = build_encoder(config.resolution, config.latent_dim, config.filters, config.precision)
-    decoder = build_decoder(config.resolution, config.latent_dim, config.filters, config.precision)
+    precision = dcgan.resolve_precision(config.precision)
+    encoder = build_encoder(config.resolution, config.latent_dim, config.filters, precision)
+    decoder = build_decoder(config.resolution, config.latent_dim, config.filters, precision)
     model = VAE(encoder, decoder, beta=config.beta, seed=config.seed, name="vae")
     model.build((None, config.resolution, config.resolution, 3))
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
