@@ -7,9 +7,12 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+
 from facekit import progress
 
 RUNS_DIR = Path(os.environ.get("FACEKIT_RUNS", Path(__file__).resolve().parents[1] / "runs"))
+GIF_MAX_FRAMES = 40
 SAMPLE_PATTERN = re.compile(r"step_(\d+)\.png$")
 
 
@@ -98,11 +101,16 @@ class RunFolder:
                   if (match := SAMPLE_PATTERN.search(path.name))]
         return sorted(frames)
 
-    def write_gif(self, out_path=None) -> Path:
-        """Rebuild the step-labelled GIF from the saved snapshots (no retraining needed)."""
+    def write_gif(self, out_path=None, max_frames: int = GIF_MAX_FRAMES) -> Path:
+        """Rebuild the step-labelled GIF from the saved snapshots (no retraining needed).
+
+        Long runs are thinned to `max_frames` evenly spaced snapshots (first and last kept) to keep the file small.
+        """
         frames = self.sample_frames()
         if not frames:
             raise FileNotFoundError(f"{self.samples_dir}: no step_*.png snapshots to make a GIF from")
+        if len(frames) > max_frames:
+            frames = [frames[round(index)] for index in np.linspace(0, len(frames) - 1, max_frames)]
         return progress.save_gif([path for _, path in frames], out_path or self.gif_path,
                                  labels=[f"step {step}" for step, _ in frames])
 

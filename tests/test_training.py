@@ -1,6 +1,7 @@
 """Run folder: log round trip, truncation on resume, GIF rebuild, divergence check."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -52,3 +53,16 @@ def test_check_finite_names_the_bad_loss():
     check_finite(3, {"d_loss": 0.5, "g_loss": 2.0})
     with pytest.raises(TrainingDiverged, match=r"step 7: training diverged \(g_loss=inf\); no checkpoint"):
         check_finite(7, {"d_loss": 0.5, "g_loss": math.inf})
+
+
+def test_long_runs_are_thinned_to_evenly_spaced_frames(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    for step in range(0, 101, 10):
+        progress.save_grid(np.full((1, 4, 4, 3), step, np.uint8), run.sample_path(step))
+    from PIL import Image
+
+    with Image.open(run.write_gif(max_frames=4)) as gif:
+        assert gif.n_frames == 4
+    mask = os.umask(0)
+    os.umask(mask)
+    assert run.gif_path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0o600
