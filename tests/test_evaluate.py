@@ -51,6 +51,23 @@ def test_a_set_against_itself_scores_as_identical_and_noise_scores_as_no_faces(c
         evaluate.evaluate(cartoon_faces, cartoon_faces, metric_groups=("faces",), real_embeddings=embeddings[:3])
 
 
+def test_inception_metrics_are_the_distances_of_the_networks_features(cartoon_faces, monkeypatch):
+    import keras
+
+    from facekit import metrics
+
+    pooling = keras.Sequential([keras.Input((299, 299, 3)), keras.layers.GlobalAveragePooling2D()])
+    monkeypatch.setattr(metrics, "inception_network", lambda: pooling)  # a stand-in: mean colour per image
+    generated = cartoon_faces[::-1] // 2
+    row = evaluate.evaluate(generated, cartoon_faces, metric_groups=("inception",)).metrics
+    features_generated = metrics.inception_features(generated, network=pooling)
+    features_real = metrics.inception_features(cartoon_faces, network=pooling)
+    assert features_generated.shape == (16, 3)
+    assert row["fid"] == pytest.approx(metrics.frechet_distance(features_generated, features_real), rel=1e-6)
+    assert row["fid"] > 0.1
+    assert row["kid"] == pytest.approx(metrics.kernel_inception_distance(features_generated, features_real)[0])
+
+
 def test_evaluate_refuses_unknown_metrics_and_mismatched_sizes(cartoon_faces):
     with pytest.raises(ValueError, match="unknown fid"):
         evaluate.evaluate(cartoon_faces, cartoon_faces, metric_groups=("fid",))
