@@ -7,6 +7,7 @@ images, how many have no detectable face, and how many detected faces are within
 
 import concurrent.futures
 import dataclasses
+import functools
 import importlib.util
 import multiprocessing
 import os
@@ -125,20 +126,17 @@ def model_paths() -> dict[str, Path]:
     return paths
 
 
-_MODELS = {}
-
-
+@functools.cache
 def _load_models() -> dict:
-    if not _MODELS:
-        try:
-            import dlib
-        except ImportError as error:
-            raise FaceModelsMissing(f"dlib is not installed ({error}): pip install dlib-bin") from error
-        paths = model_paths()
-        _MODELS["detector"] = dlib.get_frontal_face_detector()
-        _MODELS["landmarks"] = dlib.shape_predictor(str(paths["landmarks"]))
-        _MODELS["embedding"] = dlib.face_recognition_model_v1(str(paths["embedding"]))
-    return _MODELS
+    """dlib's detector, landmark and embedding models, loaded once per process (forked workers inherit them)."""
+    try:
+        import dlib
+    except ImportError as error:
+        raise FaceModelsMissing(f"dlib is not installed ({error}): pip install dlib-bin") from error
+    paths = model_paths()
+    return {"detector": dlib.get_frontal_face_detector(),
+            "landmarks": dlib.shape_predictor(str(paths["landmarks"])),
+            "embedding": dlib.face_recognition_model_v1(str(paths["embedding"]))}
 
 
 def _embed_chunk_with_upsample(arguments) -> np.ndarray:
