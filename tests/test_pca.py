@@ -93,6 +93,18 @@ def test_images_on_a_low_rank_subspace_are_rebuilt_exactly():
     assert model.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-6)
 
 
+def test_orthonormalisation_handles_ill_conditioned_and_dependent_columns():
+    rng = np.random.default_rng(0)
+    scaled = rng.standard_normal((500, 30)) * np.logspace(0, 4, 30)  # condition number about 1e4, as after iterations
+    repeated = np.hstack([scaled[:, :10], scaled[:, :10]])  # exactly dependent: Cholesky fails, QR takes over
+    for matrix in (scaled, repeated):
+        basis = pca._orthonormal(matrix.astype(np.float32))
+        np.testing.assert_allclose(basis.T.astype(np.float64) @ basis, np.eye(matrix.shape[1]), atol=1e-5)
+    basis = pca._orthonormal(scaled.astype(np.float32))
+    projection = basis @ (basis.T @ scaled)  # the basis spans the original columns
+    np.testing.assert_allclose(projection, scaled, rtol=1e-4, atol=1e-4 * np.abs(scaled).max())
+
+
 def test_uint8_float_memmap_and_chunk_size_give_the_same_fit(tmp_path, images, model):
     path = tmp_path / "images.npy"
     np.save(path, images)
