@@ -81,10 +81,7 @@ def label_image(image: np.ndarray, text: str) -> np.ndarray:
 
 def plot_losses(log_csv, path, columns=None, smoothing: int = 1) -> Path:
     """Plot loss columns of a run's log.csv against step (moving average over `smoothing` steps) into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's own inline plotting alone
 
     with open(log_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -92,7 +89,8 @@ def plot_losses(log_csv, path, columns=None, smoothing: int = 1) -> Path:
         raise ValueError(f"plot_losses: {log_csv} has no rows")
     columns = columns or [name for name in rows[0] if name.endswith("loss")]
     steps = np.array([int(row["step"]) for row in rows])
-    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    figure = Figure(figsize=(6, 3.5), dpi=100)
+    axes = figure.subplots()
     for column in columns:
         values = np.array([float(row[column]) for row in rows])
         if smoothing > 1 and len(values) >= smoothing:
@@ -107,7 +105,6 @@ def plot_losses(log_csv, path, columns=None, smoothing: int = 1) -> Path:
     figure.tight_layout()
     path = Path(path)
     write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
-    plt.close(figure)
     return path
 
 
