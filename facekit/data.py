@@ -32,12 +32,13 @@ import math
 import multiprocessing
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from facekit.files import write_atomically, write_text_atomically
 
 DATA_DIR = Path(os.environ.get("FACEKIT_DATA") or Path(__file__).resolve().parents[1] / "data")
 DEFAULT_SYNTHETIC_COUNT = 5000
@@ -171,7 +172,7 @@ def prepare(source=None, resolution: int = 64, crop: str = DEFAULT_CROP, strict:
     refused = {filename for filename, _ in problems}
     entries = [entry for entry in entries if entry[0] not in refused]
     stem.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(_cache_file(stem, ".npy"), lambda path: _decode_to_npy(
+    write_atomically(_cache_file(stem, ".npy"), lambda path: _decode_to_npy(
         path, listing.zip_path, entries, CROPS[crop], resolution, problems, strict, progress, workers))
     failed = {filename for filename, _ in problems}
     kept = [filename for filename, _ in entries if filename not in failed]
@@ -484,22 +485,9 @@ def _write_cache_labels(stem: Path, key: dict, kept, labels, rows, problems) -> 
               if labels[name] is not None}
     meta = {"key": key, "filenames": kept, "attribute_names": list(labels["attribute_names"]),
             "skipped": [list(item) for item in problems]}
-    _write_atomic(_cache_file(stem, ".labels.npz"), lambda path: np.savez(path, **arrays))
-    _write_atomic(_cache_file(stem, ".json"), lambda path: Path(path).write_text(json.dumps(meta)))
+    write_atomically(_cache_file(stem, ".labels.npz"), lambda path: np.savez(path, **arrays))
+    write_text_atomically(_cache_file(stem, ".json"), json.dumps(meta))
 
 
 def _cache_file(stem: Path, suffix: str) -> Path:
     return stem.parent / (stem.name + suffix)
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call write(temp_path) for a temporary file beside `path`, then rename it into place."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from facekit import faces, metrics, progress
+from facekit.files import write_atomically
 
 METRIC_GROUPS = ("swd", "faces", "ms_ssim", "neighbours", "inception")
 DEFAULT_METRICS = ("swd", "faces", "ms_ssim", "neighbours")
@@ -176,7 +177,7 @@ def cached_face_embeddings(images, workers: int | None = None) -> np.ndarray:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.save(buffer, embeddings, allow_pickle=False)
-    progress.write_atomically(path, lambda temporary: Path(temporary).write_bytes(buffer.getvalue()))
+    write_atomically(path, lambda temporary: Path(temporary).write_bytes(buffer.getvalue()))
     return embeddings
 
 
@@ -188,7 +189,7 @@ def write_result(result: dict, json_path, csv_path) -> None:
     writer.writeheader()
     writer.writerow({key: _format_value(value) for key, value in row.items()})
     for path, content in ((Path(json_path), json.dumps(result, indent=2) + "\n"), (Path(csv_path), text.getvalue())):
-        progress.write_atomically(path, lambda temporary, content=content: Path(temporary).write_text(content))
+        write_atomically(path, lambda temporary, content=content: Path(temporary).write_text(content))
 
 
 def save_picture(picture, path) -> Path:
@@ -196,7 +197,7 @@ def save_picture(picture, path) -> Path:
     import imageio.v3 as iio
 
     path = Path(path)
-    progress.write_atomically(path, lambda temporary: iio.imwrite(temporary, picture, extension=".png"))
+    write_atomically(path, lambda temporary: iio.imwrite(temporary, picture, extension=".png"))
     return path
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 
+from facekit.files import write_atomically
+
 DEFAULT_COMPONENTS = 200
 DEFAULT_POWER_ITERATIONS = 3
 DEFAULT_CHUNK_SIZE = 1024
@@ -93,8 +95,6 @@ class Eigenfaces:
 
     def save(self, path) -> Path:
         """Write the model as a plain .npz (no pickle), atomically; returns the path."""
-        from facekit.progress import write_atomically
-
         arrays = {"mean": self.mean, "components": self.components, "explained_variance": self.explained_variance,
                   "total_variance": np.float64(self.total_variance), "count": np.int64(self.count)}
 

@@ -1,7 +1,6 @@
 """Teaching visuals: image grids, step-labelled training GIFs, loss curves, inline display."""
 
 import csv
-import os
 import tempfile
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from facekit import data
+from facekit.files import write_atomically
 
 GIF_SECONDS_PER_FRAME = 0.3
 GIF_LAST_FRAME_SECONDS = 2.0
@@ -118,24 +118,3 @@ def show_image(path_or_images, columns: int | None = None):
     with tempfile.TemporaryDirectory() as folder:
         grid_path = save_grid(path_or_images, Path(folder) / "grid.png", columns)
         return display(IPythonImage(data=grid_path.read_bytes(), format="png"))
-
-
-def write_atomically(path: Path, write) -> None:
-    """Call write(temporary_path) for a file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(descriptor)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the result should not be
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facekit import progress
+from facekit.files import write_text_atomically
 
 RUNS_DIR = Path(os.environ.get("FACEKIT_RUNS", Path(__file__).resolve().parents[1] / "runs"))
 GIF_MAX_FRAMES = 40
@@ -137,11 +138,6 @@ def check_finite(step: int, losses: dict, manager=None) -> None:
         kept = f"last good checkpoint kept: {last}" if last else "no checkpoint was saved yet"
         details = ", ".join(f"{name}={value}" for name, value in bad.items())
         raise TrainingDiverged(f"step {step}: training diverged ({details}); {kept}")
-
-
-def write_text_atomically(path, text: str) -> None:
-    """Write a text file via a temporary sibling and a rename, so readers never see half a file."""
-    progress.write_atomically(Path(path), lambda temporary: Path(temporary).write_text(text))
 
 
 def _format(value) -> str:

@@ -1,0 +1,35 @@
+"""Atomic file writing: readers see the old file or the whole new one, never half of it."""
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomically(path, write) -> Path:
+    """Call write(temporary_path) for a file beside `path`, then rename it into place; returns the path.
+
+    The temporary file keeps `path`'s suffix (so np.save / np.savez add nothing) and gets the usual permissions.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(descriptor)
+    try:
+        write(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the result should not be
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomically(path, text: str) -> Path:
+    """Write a text file atomically."""
+    return write_atomically(path, lambda temporary: Path(temporary).write_text(text))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,33 @@
+"""Atomic writes: all or nothing, no temporary files left, ordinary permissions, suffix kept for NumPy."""
+
+import os
+
+import numpy as np
+import pytest
+
+from facekit.files import write_atomically, write_text_atomically
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = write_text_atomically(tmp_path / "sub" / "log.csv", "old\n")
+    assert path.read_text() == "old\n"
+
+    def half_then_fail(temporary):
+        with open(temporary, "w") as handle:
+            handle.write("ne")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomically(path, half_then_fail)
+    assert path.read_text() == "old\n"
+    assert [p.name for p in path.parent.iterdir()] == ["log.csv"]
+
+
+def test_numpy_writers_keep_the_name_and_files_get_umask_permissions(tmp_path):
+    path = write_atomically(tmp_path / "arrays.npz", lambda temporary: np.savez(temporary, x=np.arange(3)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arrays.npz"]
+    with np.load(path, allow_pickle=False) as stored:
+        assert stored["x"].tolist() == [0, 1, 2]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
