@@ -108,7 +108,7 @@ def run_train_dcgan(arguments) -> None:
 
     config = dcgan.DCGANConfig(resolution=arguments.resolution, latent_dim=arguments.latent_dim,
                                filters=arguments.filters, batch_size=arguments.batch_size, steps=arguments.steps,
-                               snapshot_every=arguments.snapshot_every, seed=arguments.seed)
+                               snapshot_every=arguments.snapshot_every, seed=arguments.seed, crop=arguments.crop)
     faces = _prepare(arguments)
     run = dcgan.train(faces.images, arguments.run, config, resume=arguments.resume)
     _print_run(run)
@@ -118,7 +118,7 @@ def run_train_pca(arguments) -> None:
     from facekit import pca
 
     config = pca.PCAConfig(resolution=arguments.resolution, components=arguments.components,
-                           power_iterations=arguments.power_iterations, seed=arguments.seed)
+                           power_iterations=arguments.power_iterations, seed=arguments.seed, crop=arguments.crop)
     if not 0 <= arguments.heldout < 1:
         raise ValueError(f"--heldout must be a fraction in [0, 1), got {arguments.heldout}")
     faces = _prepare(arguments)
@@ -137,7 +137,7 @@ def run_train_vae(arguments) -> None:
 
     config = vae.VAEConfig(resolution=arguments.resolution, latent_dim=arguments.latent_dim, filters=arguments.filters,
                            beta=arguments.beta, batch_size=arguments.batch_size, steps=arguments.steps,
-                           snapshot_every=arguments.snapshot_every, seed=arguments.seed)
+                           snapshot_every=arguments.snapshot_every, seed=arguments.seed, crop=arguments.crop)
     faces = _prepare(arguments)
     run = vae.train(faces.images, arguments.run, config, resume=arguments.resume)
     _print_run(run)

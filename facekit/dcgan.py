@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from facekit import progress
+from facekit.data import DEFAULT_CROP
 from facekit.training import RunFolder, check_finite
 
 LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -34,6 +35,7 @@ class DCGANConfig:
     seed: int = 0
     grid_size: int = 36
     precision: str = "auto"
+    crop: str = DEFAULT_CROP  # the facekit.data crop the faces were prepared with (evaluate uses it too)
     model: str = "dcgan"
 
     def __post_init__(self):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 
+from facekit.data import DEFAULT_CROP
 from facekit.files import write_atomically
 
 DEFAULT_COMPONENTS = 200
@@ -170,6 +171,7 @@ class PCAConfig:
     power_iterations: int = DEFAULT_POWER_ITERATIONS
     seed: int = 0
     grid_size: int = 36
+    crop: str = DEFAULT_CROP  # the facekit.data crop the faces were prepared with (evaluate uses it too)
     model: str = "pca"
 
     def __post_init__(self):

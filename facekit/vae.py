@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from facekit import dcgan, progress
+from facekit.data import DEFAULT_CROP
 from facekit.training import RunFolder, check_finite
 
 LOSS_COLUMNS = ("loss", "reconstruction_loss", "kl_loss")
@@ -42,6 +43,7 @@ class VAEConfig:
     seed: int = 0
     grid_size: int = 36
     precision: str = "auto"
+    crop: str = DEFAULT_CROP  # the facekit.data crop the faces were prepared with (evaluate uses it too)
     model: str = "vae"
 
     def __post_init__(self):

@@ -30,6 +30,7 @@ def test_synth_prepare_train_and_gif(tmp_path, monkeypatch, capsys):
     assert [step for step, _ in run.sample_frames()] == [0, 1, 2]
     assert [row["step"] for row in run.read_log()] == [1, 2]
     assert run.gif_path.is_file() and run.losses_path.is_file()
+    assert run.read_config()["crop"] == data.DEFAULT_CROP  # recorded, so evaluate compares like with like
     assert main(arguments) == 1  # the folder already holds a run
     assert "--resume" in capsys.readouterr().err
     assert main([*arguments[:7], "3", *arguments[8:], "--resume"]) == 0

@@ -187,3 +187,23 @@ def test_results_are_written_as_csv_and_json_and_printed_as_tables(tmp_path):
     assert table[2].split()[-2:] == ["40", "800"] and table[3].split()[-2:] == ["700", "20"]
     assert evaluate.format_table({"a": {"x": 1.0}, "bb": {"y": 2}}).splitlines() == [
         "set  x  y", "a    1   ", "bb      2"]
+
+
+def test_a_run_is_compared_with_real_faces_in_the_crop_it_trained_on(tmp_path, monkeypatch):
+    from facekit import data
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text('{"model": "dcgan", "crop": "face128"}')
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    asked = {}
+
+    def prepare(source, resolution, crop=data.DEFAULT_CROP):
+        asked.update(resolution=resolution, crop=crop)
+        return data.Faces(images, [f"{index}.jpg" for index in range(4)], source=tmp_path)
+
+    monkeypatch.setattr(evaluate, "generated_images", lambda target, count, seed: images)
+    monkeypatch.setattr(data, "prepare", prepare)
+    evaluate.evaluate_target(run_dir, tmp_path, count=4, metric_groups=["neighbours"])
+    assert asked == {"resolution": 64, "crop": "face128"}
+    assert (run_dir / "evaluation.csv").is_file()
