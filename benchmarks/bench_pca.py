@@ -91,7 +91,7 @@ def report(results: dict, components: int) -> None:
     print(f"\n{'':22}{'wall s':>9}{'CPU s':>9}{'peak memory GB':>16}   (arrays allocated by the fit; the memmap is not counted)")
     for name, result in results.items():
         print(f"{name:22}{result['wall']:9.1f}{result['cpu']:9.1f}{result['peak_gb']:16.2f}")
-    print(f"\nexplained variance of component k (pixels on the [-1, 1] scale)")
+    print("\nexplained variance of component k (pixels on the [-1, 1] scale)")
     print(f"{'k':>5}" + "".join(f"{name:>22}" for name in results))
     for k in [k for k in SHOWN_COMPONENTS if k <= components]:
         print(f"{k:5d}" + "".join(f"{result['variances'][k - 1]:22.6f}" for result in results.values()))

@@ -7,15 +7,13 @@ built frozen. Here `discriminator.trainable` is set right before each `train_on_
 
 import dataclasses
 import math
-import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from facekit import progress
 from facekit.data import DEFAULT_CROP
-from facekit.training import RunFolder, check_finite
+from facekit.training import RunFolder, run_steps
 
 LOSS = keras.losses.BinaryCrossentropy(from_logits=True)
 
@@ -142,9 +140,6 @@ def step_noise(seed: int, step: int, batch_size: int, latent_dim: int) -> tf.Ten
 
 def train(images, run_dir, config: DCGANConfig, resume: bool = False, show_progress: bool = True) -> RunFolder:
     """Train a DCGAN on uint8 images [N, R, R, 3] into run_dir; resumable, and resumed == uninterrupted."""
-    from facekit import data
-    from tqdm.auto import tqdm
-
     config = dataclasses.replace(config, precision=resolve_precision(config.precision))
     run = RunFolder(run_dir)
     run.start(dataclasses.asdict(config), resume=resume)
@@ -152,30 +147,15 @@ def train(images, run_dir, config: DCGANConfig, resume: bool = False, show_progr
     generator = build_generator(config.resolution, config.latent_dim, config.filters, config.precision)
     discriminator = build_discriminator(config.resolution, config.filters, config.precision)
     gan = compile_models(generator, discriminator, config.learning_rate, config.beta_1)
-    manager = checkpoint_manager(run, generator, discriminator, gan)
-    start_step = restore_latest(manager) if resume else 0
-    rows = run.truncate_log(start_step) if resume else []
-    seconds = rows[-1]["seconds"] if rows else 0.0
     control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
-    if start_step == 0:
-        progress.save_grid(generator(control, training=False), run.sample_path(0))
 
-    batches = iter(data.batches(images, config.batch_size, config.seed, start_step=start_step))
-    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not show_progress,
-               desc="dcgan", unit="step")
-    for step in bar:
-        started = time.perf_counter()
-        d_loss, g_loss = train_step(generator, discriminator, gan, next(batches),
-                                    step_noise(config.seed, step, config.batch_size, config.latent_dim))
-        seconds += time.perf_counter() - started
-        check_finite(step + 1, {"d_loss": d_loss, "g_loss": g_loss}, manager)
-        run.append_log({"step": step + 1, "d_loss": d_loss, "g_loss": g_loss, "seconds": round(seconds, 4)})
-        bar.set_postfix(d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}")
-        if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
-            progress.save_grid(generator(control, training=False), run.sample_path(step + 1))
-            manager.save(checkpoint_number=step + 1)
-    run.finish(loss_columns=["d_loss", "g_loss"])
-    return run
+    def losses(step, real_images):
+        noise = step_noise(config.seed, step, config.batch_size, config.latent_dim)
+        d_loss, g_loss = train_step(generator, discriminator, gan, real_images, noise)
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+    return run_steps(run, checkpoint_manager(run, generator, discriminator, gan), images, config, losses,
+                     lambda: generator(control, training=False), ["d_loss", "g_loss"], resume, show_progress, "dcgan")
 
 
 def checkpoint_manager(run: RunFolder, generator, discriminator, gan):
@@ -185,14 +165,6 @@ def checkpoint_manager(run: RunFolder, generator, discriminator, gan):
     return run.checkpoint_manager(generator=generator, discriminator=discriminator,
                                   discriminator_optimizer=discriminator.optimizer,
                                   generator_optimizer=gan.optimizer)
-
-
-def restore_latest(manager) -> int:
-    """Restore the newest checkpoint in place; returns its step (0 if there is none)."""
-    if manager.latest_checkpoint is None:
-        return 0
-    manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    return int(manager.latest_checkpoint.rsplit("-", 1)[1])
 
 
 def load_generator(run_dir) -> keras.Model:

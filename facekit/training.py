@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,49 @@ class RunFolder:
 
         checkpoint = tf.train.Checkpoint(**trackables)
         return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=max_to_keep)
+
+
+def run_steps(run: "RunFolder", manager, images, config, train_step, render_control, loss_columns, resume: bool,
+              show_progress: bool = True, description: str = "train") -> "RunFolder":
+    """The loop every trainer shares, around its own `train_step(step, real_images) -> {loss name: value}`.
+
+    Restores the latest checkpoint when resuming (and drops log rows written after it), feeds
+    data.batches(images, config.batch_size, config.seed) from that step, logs each step's losses and training
+    seconds, and every config.snapshot_every steps (and at the last) saves the grid `render_control()` draws and a
+    checkpoint. A NaN or infinite loss stops the run (TrainingDiverged). Ends with progress.gif and losses.png.
+    """
+    from tqdm.auto import tqdm
+
+    from facekit import data
+
+    start_step = restore_latest(manager) if resume else 0
+    rows = run.truncate_log(start_step) if resume else []
+    seconds = rows[-1]["seconds"] if rows else 0.0
+    if start_step == 0:
+        progress.save_grid(render_control(), run.sample_path(0))
+    batches = iter(data.batches(images, config.batch_size, config.seed, start_step=start_step))
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not show_progress,
+               desc=description, unit="step")
+    for step in bar:
+        started = time.perf_counter()
+        losses = train_step(step, next(batches))
+        seconds += time.perf_counter() - started
+        check_finite(step + 1, losses, manager)
+        run.append_log({"step": step + 1, **losses, "seconds": round(seconds, 4)})
+        bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()})
+        if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
+            progress.save_grid(render_control(), run.sample_path(step + 1))
+            manager.save(checkpoint_number=step + 1)
+    run.finish(loss_columns=loss_columns)
+    return run
+
+
+def restore_latest(manager) -> int:
+    """Restore the newest checkpoint of a tf.train.CheckpointManager in place; returns its step (0 if none)."""
+    if manager.latest_checkpoint is None:
+        return 0
+    manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return int(manager.latest_checkpoint.rsplit("-", 1)[1])
 
 
 def check_finite(step: int, losses: dict, manager=None) -> None:

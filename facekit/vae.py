@@ -15,7 +15,6 @@ the batches and noise an uninterrupted one would. (`vae.fit(dataset, steps_per_e
 
 import dataclasses
 import math
-import time
 
 import keras
 import numpy as np
@@ -23,7 +22,7 @@ import tensorflow as tf
 
 from facekit import dcgan, progress
 from facekit.data import DEFAULT_CROP
-from facekit.training import RunFolder, check_finite
+from facekit.training import RunFolder, run_steps
 
 LOSS_COLUMNS = ("loss", "reconstruction_loss", "kl_loss")
 
@@ -178,38 +177,19 @@ def train(images, run_dir, config: VAEConfig, resume: bool = False, show_progres
 
     log.csv holds loss, reconstruction_loss and kl_loss per step; samples/ the decoded fixed latents (the GIF).
     """
-    from facekit import data
-    from tqdm.auto import tqdm
-
     config = dataclasses.replace(config, precision=dcgan.resolve_precision(config.precision))
     run = RunFolder(run_dir)
     run.start(dataclasses.asdict(config), resume=resume)
     keras.utils.set_random_seed(config.seed)
     model = build_vae(config)
-    manager = checkpoint_manager(run, model)
-    start_step = dcgan.restore_latest(manager) if resume else 0
-    rows = run.truncate_log(start_step) if resume else []
-    seconds = rows[-1]["seconds"] if rows else 0.0
     control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
-    if start_step == 0:
-        progress.save_grid(model.sample(control), run.sample_path(0))
 
-    batches = iter(data.batches(images, config.batch_size, config.seed, start_step=start_step))
-    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not show_progress,
-               desc="vae", unit="step")
-    for step in bar:
-        started = time.perf_counter()
-        losses = model.train_on_batch(next(batches), return_dict=True)
-        seconds += time.perf_counter() - started
-        losses = {name: float(losses[name]) for name in LOSS_COLUMNS}
-        check_finite(step + 1, losses, manager)
-        run.append_log({"step": step + 1, **losses, "seconds": round(seconds, 4)})
-        bar.set_postfix(reconstruction=f"{losses['reconstruction_loss']:.1f}", kl=f"{losses['kl_loss']:.1f}")
-        if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
-            progress.save_grid(model.sample(control), run.sample_path(step + 1))
-            manager.save(checkpoint_number=step + 1)
-    run.finish(loss_columns=["reconstruction_loss", "kl_loss"])
-    return run
+    def losses(step, real_images):
+        logs = model.train_on_batch(real_images, return_dict=True)
+        return {name: float(logs[name]) for name in LOSS_COLUMNS}
+
+    return run_steps(run, checkpoint_manager(run, model), images, config, losses, lambda: model.sample(control),
+                     ["reconstruction_loss", "kl_loss"], resume, show_progress, "vae")
 
 
 def checkpoint_manager(run: RunFolder, model: VAE):

@@ -2,7 +2,6 @@
 
 import dataclasses
 import filecmp
-from collections import defaultdict
 
 import numpy as np
 import pytest
