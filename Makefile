@@ -1,4 +1,4 @@
-# facekit: `make demo` and `make test` each create .venv/ and install requirements.txt first.
+# facekit: `make demo`, `make test` and `make lab` each create .venv/ and install requirements.txt first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test lab bench clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q tests
 	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q --nbval-lax --nbval-cell-timeout=900 notebooks
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
