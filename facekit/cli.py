@@ -1,7 +1,13 @@
-"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif,evaluate} ...`."""
+"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif,sample,evaluate,compare}`.
+
+`train MODEL` has one sub-command per model of facekit.registry, and one option per setting of its config class
+(with the class's default), so the command line never restates a default.
+"""
 
 import argparse
+import dataclasses
 import sys
+import types
 from pathlib import Path
 
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
@@ -34,36 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser("prepare", help="crop, resize and cache a CelebA source (folder or zip)")
     prepare.add_argument("source", type=Path, help="CelebA folder (official or Kaggle layout) or img_align_celeba.zip")
-    _add_data_arguments(prepare, with_source=False)
+    _add_data_arguments(prepare)
     prepare.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
     prepare.set_defaults(handler=run_prepare)
 
     train = commands.add_parser("train", help="train a model into a run folder")
     models = train.add_subparsers(dest="model", required=True)
-    dcgan = models.add_parser("dcgan", help="DCGAN trained with train_on_batch")
-    _add_data_arguments(dcgan, with_source=True)
-    _add_run_arguments(dcgan)
-    dcgan.add_argument("--batch-size", type=int, default=64)
-    dcgan.add_argument("--latent-dim", type=int, default=100)
-    dcgan.add_argument("--filters", type=int, default=64, help="channels of the first discriminator layer")
-    dcgan.set_defaults(handler=run_train_dcgan)
-    pca = models.add_parser("pca", help="eigenfaces by randomized PCA; a 'step' is the number of components")
-    _add_data_arguments(pca, with_source=True)
-    pca.add_argument("--run", type=Path, required=True, help="run folder (log.csv, samples/, checkpoints/, GIF)")
-    pca.add_argument("--components", type=int, default=200)
-    pca.add_argument("--power-iterations", type=int, default=3)
-    pca.add_argument("--heldout", type=float, default=0.1,
-                     help="fraction of the identities kept out of the fit to measure reconstruction error (0: none)")
-    pca.add_argument("--seed", type=int, default=0)
-    pca.set_defaults(handler=run_train_pca)
-    vae = models.add_parser("vae", help="convolutional VAE trained with train_on_batch")
-    _add_data_arguments(vae, with_source=True)
-    _add_run_arguments(vae)
-    vae.add_argument("--batch-size", type=int, default=64)
-    vae.add_argument("--latent-dim", type=int, default=128)
-    vae.add_argument("--filters", type=int, default=64, help="channels of the first encoder layer")
-    vae.add_argument("--beta", type=float, default=1.0, help="weight of the KL term in the loss")
-    vae.set_defaults(handler=run_train_vae)
+    from facekit import registry
+
+    for spec in registry.models().values():
+        model = models.add_parser(spec.name, help=spec.summary, description=spec.summary)
+        model.add_argument("--data", dest="source", type=Path, default=None,
+                           help="CelebA folder or zip (default: $FACEKIT_CELEBA, data/celeba, else the synthetic set)")
+        model.add_argument("--run", type=Path, required=True, help="run folder (log.csv, samples/, checkpoints/, GIF)")
+        model.add_argument("--resume", action="store_true", help="continue the run in --run from its last checkpoint")
+        _add_config_arguments(model, spec.config)
+        model.set_defaults(handler=run_train, spec=spec)
 
     gif = commands.add_parser("gif", help="rebuild a run's progress GIF from its saved snapshots")
     gif.add_argument("run_dir", type=Path)
@@ -72,17 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     from facekit import data, evaluate
 
+    sample = commands.add_parser("sample", help="write N generated faces of a run as PNG files")
+    sample.add_argument("run_dir", type=Path)
+    sample.add_argument("--count", type=int, required=True)
+    sample.add_argument("--out", type=Path, required=True, help="folder for the PNG files (000000.png, ...)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(handler=run_sample)
+
     measure = commands.add_parser("evaluate", help="measure generated faces against real ones (evaluation.csv/json)")
     measure.add_argument("target", type=Path, help="run folder (sampled at its latest checkpoint) or folder of images")
-    measure.add_argument("--real", type=Path, default=None,
-                         help="CelebA folder or zip to compare with (default: as for training)")
-    measure.add_argument("--count", type=int, default=1000, help="generated and real images to compare")
-    measure.add_argument("--metrics", nargs="+", choices=evaluate.METRIC_GROUPS, default=list(evaluate.DEFAULT_METRICS),
-                         help="metric groups (inception downloads InceptionV3 weights on first use)")
-    measure.add_argument("--crop", choices=sorted(data.CROPS), default=None,
-                         help="crop of the real images (default: as for training)")
-    measure.add_argument("--seed", type=int, default=0)
+    _add_evaluation_arguments(measure, evaluate, data)
     measure.set_defaults(handler=run_evaluate)
+
+    compare = commands.add_parser("compare", help="evaluate several runs and print one table (Markdown and CSV)")
+    compare.add_argument("runs", type=Path, nargs="+", help="run folders")
+    _add_evaluation_arguments(compare, evaluate, data)
+    compare.add_argument("--out", type=Path, default=Path("comparison.md"),
+                         help="where to write the Markdown table (the CSV goes beside it)")
+    compare.set_defaults(handler=run_compare)
     return parser
 
 
@@ -103,43 +102,13 @@ def run_prepare(arguments) -> None:
         print(f"  skipped {filename}: {reason}")
 
 
-def run_train_dcgan(arguments) -> None:
-    from facekit import dcgan
+def run_train(arguments) -> None:
+    from facekit import data, registry
 
-    config = dcgan.DCGANConfig(resolution=arguments.resolution, latent_dim=arguments.latent_dim,
-                               filters=arguments.filters, batch_size=arguments.batch_size, steps=arguments.steps,
-                               snapshot_every=arguments.snapshot_every, seed=arguments.seed, crop=arguments.crop)
-    faces = _prepare(arguments)
-    run = dcgan.train(faces.images, arguments.run, config, resume=arguments.resume)
-    _print_run(run)
-
-
-def run_train_pca(arguments) -> None:
-    from facekit import pca
-
-    config = pca.PCAConfig(resolution=arguments.resolution, components=arguments.components,
-                           power_iterations=arguments.power_iterations, seed=arguments.seed, crop=arguments.crop)
-    if not 0 <= arguments.heldout < 1:
-        raise ValueError(f"--heldout must be a fraction in [0, 1), got {arguments.heldout}")
-    faces = _prepare(arguments)
-    training, heldout = faces, None
-    if arguments.heldout:
-        training, heldout = faces.split_by_identity((1 - arguments.heldout, arguments.heldout), seed=arguments.seed)
-    run = pca.train(training.images, arguments.run, config, heldout=None if heldout is None else heldout.images)
-    print(f"fitted {arguments.components} eigenfaces to {len(training)} images; reconstruction error measured on "
-          f"{len(heldout) if heldout is not None else len(training)} {'held-out' if heldout is not None else 'training'}"
-          f" images")
-    _print_run(run)
-
-
-def run_train_vae(arguments) -> None:
-    from facekit import vae
-
-    config = vae.VAEConfig(resolution=arguments.resolution, latent_dim=arguments.latent_dim, filters=arguments.filters,
-                           beta=arguments.beta, batch_size=arguments.batch_size, steps=arguments.steps,
-                           snapshot_every=arguments.snapshot_every, seed=arguments.seed, crop=arguments.crop)
-    faces = _prepare(arguments)
-    run = vae.train(faces.images, arguments.run, config, resume=arguments.resume)
+    values = {name: value for name, value in vars(arguments).items() if value is not None}
+    config = registry.config_from_arguments(arguments.spec, values)
+    faces = data.prepare(arguments.source, resolution=config.resolution, crop=config.crop, limit=config.limit)
+    run = arguments.spec.train(faces, arguments.run, config, resume=arguments.resume)
     _print_run(run)
 
 
@@ -149,11 +118,20 @@ def run_gif(arguments) -> None:
     print(f"wrote {RunFolder(arguments.run_dir).write_gif(arguments.out)}")
 
 
+def run_sample(arguments) -> None:
+    from facekit import evaluate
+
+    if arguments.count < 1:
+        raise ValueError(f"--count must be at least 1, got {arguments.count}")
+    images = evaluate.sample_run(arguments.run_dir, arguments.count, seed=arguments.seed)
+    evaluate.write_image_folder(images, arguments.out)
+    print(f"wrote {len(images)} faces ({images.shape[2]}x{images.shape[1]}) to {arguments.out}")
+
+
 def run_evaluate(arguments) -> None:
     from facekit import evaluate
 
-    if arguments.count < 2:
-        raise ValueError(f"--count must be at least 2, got {arguments.count}")
+    _check_count(arguments.count)
     result, csv_path = evaluate.evaluate_target(arguments.target, arguments.real, count=arguments.count,
                                                 metric_groups=arguments.metrics, seed=arguments.seed,
                                                 crop=arguments.crop)
@@ -161,23 +139,57 @@ def run_evaluate(arguments) -> None:
     print(f"wrote {csv_path} and {csv_path.with_suffix('.json').name}")
 
 
-def _add_data_arguments(parser, with_source: bool) -> None:
+def run_compare(arguments) -> None:
+    from facekit import evaluate
+
+    _check_count(arguments.count)
+    rows = evaluate.compare(arguments.runs, arguments.real, count=arguments.count, metric_groups=arguments.metrics,
+                            seed=arguments.seed, crop=arguments.crop)
+    table = evaluate.markdown_table(rows)
+    print(table)
+    csv_path = evaluate.write_comparison(rows, table, arguments.out)
+    print(f"wrote {arguments.out} and {csv_path}")
+
+
+def _check_count(count: int) -> None:
+    if count < 2:
+        raise ValueError(f"--count must be at least 2, got {count}")
+
+
+def _add_evaluation_arguments(parser, evaluate, data) -> None:
+    parser.add_argument("--real", type=Path, default=None,
+                        help="CelebA folder or zip to compare with (default: the run's own source)")
+    parser.add_argument("--count", type=int, default=1000, help="generated and real images to compare")
+    parser.add_argument("--metrics", nargs="+", choices=evaluate.METRIC_GROUPS, default=list(evaluate.DEFAULT_METRICS),
+                        help="metric groups (inception downloads InceptionV3 weights on first use)")
+    parser.add_argument("--crop", choices=sorted(data.CROPS), default=None,
+                        help="crop of the real images (default: as for training)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _add_config_arguments(parser, config_class) -> None:
+    """One --option per field of a config class, defaulting (and documented) as the class says."""
+    for field in dataclasses.fields(config_class):
+        if "help" not in field.metadata:
+            continue  # set by the trainer, not the user (model, source, profile)
+        option_type = _option_type(field)
+        help_text = f"{field.metadata['help']} (default: {field.default})"
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=option_type, default=None,
+                            choices=field.metadata.get("choices"), help=help_text)
+
+
+def _option_type(field):
+    if isinstance(field.type, types.UnionType):  # e.g. int | None
+        return next(kind for kind in field.type.__args__ if kind is not type(None))
+    return field.type
+
+
+def _add_data_arguments(parser) -> None:
     from facekit import data
 
-    if with_source:
-        parser.add_argument("--data", dest="source", type=Path, default=None,
-                            help="CelebA folder or zip (default: $FACEKIT_CELEBA, data/celeba, else the synthetic set)")
-    parser.add_argument("--resolution", type=int, choices=(64, 128), default=64)
+    parser.add_argument("--resolution", type=int, choices=(32, 64, 128), default=64)
     parser.add_argument("--crop", choices=sorted(data.CROPS), default=data.DEFAULT_CROP)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-
-
-def _add_run_arguments(parser) -> None:
-    parser.add_argument("--run", type=Path, required=True, help="run folder (log.csv, samples/, checkpoints/, GIF)")
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--snapshot-every", type=int, default=50, help="steps between samples and checkpoints")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue the run in --run from its last checkpoint")
 
 
 def _prepare(arguments):

@@ -27,11 +27,13 @@ import dataclasses
 import functools
 import hashlib
 import io
+import itertools
 import json
 import math
 import multiprocessing
 import os
 import re
+import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -57,6 +59,11 @@ _CACHE_FORMAT = 1
 
 class CelebAError(ValueError):
     """A CelebA source that cannot be read as asked; the message names the file and the problem."""
+
+
+class IdentitySplitWarning(UserWarning):
+    """Faces.split_by_identity found no identity file and split by partition or by image instead (the message says
+    which, and what it gave)."""
 
 
 @dataclasses.dataclass
@@ -103,19 +110,69 @@ class Faces:
         """Split into len(fractions) sets of about those fractions of the images, no identity in two sets.
 
         Identities are shuffled by `seed` and dealt in order; fractions summing to less than 1 leave the rest out.
+        Without an identity file (Kaggle's CelebA has none) it falls back, with one IdentitySplitWarning saying how:
+
+        - to the partition file: CelebA's train / valid / test partitions share no person, so each partition goes
+          whole to one set or to none. Of all such assignments it takes the one leaving the fewest images short of
+          the fractions; a set given more than its fraction keeps a random sample (by `seed`) of its partitions'
+          images. A set can come out smaller than asked: on CelebA (80 / 10 / 10 %) halves become 50 % and 20 %.
+        - when there is no partition file, or the images lie in fewer partitions than there are sets, to a split
+          by image (shuffled by `seed`, exact fractions), in which one person's photos can fall in two sets.
         """
-        if self.identities is None:
-            raise CelebAError(f"{self.source}: no identity file (identity_CelebA.txt)")
         fractions = np.asarray(fractions, float)
         if fractions.size == 0 or (fractions <= 0).any() or fractions.sum() > 1 + 1e-9:
             raise ValueError(f"fractions={tuple(fractions)}: expected positive fractions summing to at most 1")
-        people, person_of_image, counts = np.unique(self.identities, return_inverse=True, return_counts=True)
+        if self.identities is not None:
+            return self._split_people(self.identities, fractions, seed)
+        split = None
+        if self.partitions is not None:
+            split = self._split_partitions(fractions, seed)
+        if split is not None:
+            achieved = " / ".join(f"{len(part) / len(self):.1%}" for part in split)
+            asked = " / ".join(f"{fraction:.0%}" for fraction in fractions)
+            warnings.warn(f"{self.source}: no identity file (identity_CelebA.txt), so the split follows the partition "
+                          f"file (CelebA's partitions share no person): {achieved} of the images for {asked} asked",
+                          IdentitySplitWarning, stacklevel=2)
+            return split
+        reason = "no partition file either" if self.partitions is None else \
+            f"its {len(self)} images lie in fewer partitions than the {fractions.size} sets asked"
+        warnings.warn(f"{self.source}: no identity file (identity_CelebA.txt) and {reason}: split by image "
+                      f"(seed {seed}), so one person's photos can fall in two sets", IdentitySplitWarning, stacklevel=2)
+        order = np.random.default_rng(seed).permutation(len(self))
+        ends = np.rint(np.cumsum(fractions) * len(self)).astype(int)
+        return [self._subset(np.sort(order[start:end])) for start, end in zip(np.r_[0, ends[:-1]], ends)]
+
+    def _split_people(self, people_of_images, fractions, seed) -> list:
+        """Deal whole people (shuffled by seed) into sets of about `fractions` of the images."""
+        people, person_of_image, counts = np.unique(people_of_images, return_inverse=True, return_counts=True)
         order = np.random.default_rng(seed).permutation(len(people))
         middles = (np.cumsum(counts[order]) - counts[order] / 2) / len(self)
         split_of_person = np.empty(len(people), int)
         split_of_person[order] = np.searchsorted(np.cumsum(fractions), middles, side="right")
         split_of_image = split_of_person[person_of_image]
         return [self._subset(np.flatnonzero(split_of_image == split)) for split in range(len(fractions))]
+
+    def _split_partitions(self, fractions, seed):
+        """Whole partitions to sets (see split_by_identity), or None when some set would get no partition."""
+        names, counts = np.unique(self.partitions, return_counts=True)
+        targets = np.rint(fractions * len(self)).astype(int)
+        best, best_score = None, None
+        for assignment in itertools.product(list(range(len(fractions))) + [-1], repeat=len(names)):
+            available = np.array([counts[np.equal(assignment, split)].sum() for split in range(len(fractions))])
+            if (available == 0).any():
+                continue
+            score = (np.maximum(targets - available, 0).sum(), available.sum())  # images short, then images drawn on
+            if best_score is None or score < best_score:
+                best, best_score = assignment, score
+        if best is None:
+            return None
+        rng = np.random.default_rng(seed)
+        split = []
+        for index, target in enumerate(targets):
+            pool = np.flatnonzero(np.isin(self.partitions, names[np.equal(best, index)]))
+            chosen = pool if len(pool) <= target else np.sort(rng.choice(pool, max(target, 1), replace=False))
+            split.append(self._subset(chosen))
+        return split
 
     def _subset(self, indices) -> "Faces":
         def pick(values):
@@ -199,27 +256,40 @@ def batches(images, batch_size: int, seed: int, start_step: int = 0):
     every image appears once per epoch and the batch at step s is a pure function of (seed, s): starting at
     `start_step` gives exactly the batches an uninterrupted run sees from that step on.
     """
+    return batch_dicts(images, batch_size, seed, start_step).map(lambda batch: batch["images"])
+
+
+def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=None):
+    """`batches` as dicts: {"images": float32 [B, H, W, 3]}, plus {"labels": float32 [B, L]} when `labels`
+    (an array [N, L] aligned with the images) is given, so that labels ride along with their images."""
     import tensorflow as tf
 
     count = len(images)
     if count < 1 or batch_size < 1 or seed < 0 or start_step < 0:
         raise ValueError(f"batches: need images and batch_size >= 1, seed >= 0, start_step >= 0 "
                          f"(got {count} images, batch_size={batch_size}, seed={seed}, start_step={start_step})")
+    if labels is not None and len(labels) != count:
+        raise ValueError(f"batches: {len(labels)} label rows for {count} images")
 
     @functools.lru_cache(maxsize=4)
     def permutation(epoch):
         return np.random.default_rng([seed, epoch]).permutation(count)
 
-    def rows(step):
+    def indices(step):
         positions = int(step) * batch_size + np.arange(batch_size)
         epochs, offsets = np.divmod(positions, count)
-        indices = np.concatenate([permutation(epoch)[offsets[epochs == epoch]] for epoch in np.unique(epochs)])
-        return np.take(images, indices, axis=0)
+        return np.concatenate([permutation(epoch)[offsets[epochs == epoch]] for epoch in np.unique(epochs)])
 
     def batch(step):
-        pixels = tf.numpy_function(rows, [step], tf.uint8, stateful=False)
+        rows = tf.numpy_function(indices, [step], tf.int64, stateful=False)
+        pixels = tf.numpy_function(lambda chosen: np.take(images, chosen, axis=0), [rows], tf.uint8, stateful=False)
         pixels = tf.ensure_shape(pixels, (batch_size, *images.shape[1:]))
-        return tf.cast(pixels, tf.float32) / 127.5 - 1.0
+        result = {"images": tf.cast(pixels, tf.float32) / 127.5 - 1.0}
+        if labels is not None:
+            values = tf.numpy_function(lambda chosen: np.take(labels, chosen, axis=0).astype(np.float32), [rows],
+                                       tf.float32, stateful=False)
+            result["labels"] = tf.ensure_shape(values, (batch_size, *np.shape(labels)[1:]))
+        return result
 
     steps = tf.data.Dataset.counter(start=start_step, dtype=tf.int64)
     return steps.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

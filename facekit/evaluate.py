@@ -43,12 +43,13 @@ class Evaluation:
 
 
 def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real_embeddings=None,
-             workers: int | None = None) -> Evaluation:
-    """Evaluate generated images against real (training) images, both uint8 [N, R, R, 3].
+             workers: int | None = None, training=None, training_embeddings=None) -> Evaluation:
+    """Evaluate generated images against real images, both uint8 [N, R, R, 3].
 
-    Uses min(len(generated), len(real)) images of each (SWD needs equal sets). The real images are also the
-    training faces that `identified` and the nearest neighbours look for. real_embeddings: their
-    faces.face_embeddings, if already computed.
+    Uses min(len(generated), len(real)) images of each (SWD needs equal sets). `training`: the faces the model
+    trained on, which `identified` and the nearest neighbours look for (default: the real images themselves,
+    when they are training faces). real_embeddings / training_embeddings: their faces.face_embeddings, if
+    already computed.
     """
     unknown = sorted(set(metric_groups) - set(METRIC_GROUPS))
     if unknown:
@@ -62,19 +63,23 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
     count = min(len(generated), len(real))
     generated, real = generated[:count], real[:count]
     real_embeddings = None if real_embeddings is None else real_embeddings[:count]
+    if training is None:
+        training, training_embeddings = real, real_embeddings
+    training = progress.to_uint8(training)
     row, grids = {"images": count}, {}
     if "swd" in metric_groups:
         row.update(metrics.sliced_wasserstein_distance(generated, real, seed=seed))
     if "faces" in metric_groups:
-        row.update(_face_metrics(generated, real, real_embeddings, workers, grids))
+        row.update(_face_metrics(generated, real, real_embeddings, training, training_embeddings, workers, grids))
     if "ms_ssim" in metric_groups:
         pairs = min(1000, count)
         row["ms_ssim"] = metrics.mean_pairwise_ms_ssim(generated, pairs, seed=seed)
         row["ms_ssim_real"] = metrics.mean_pairwise_ms_ssim(real, pairs, seed=seed)
     if "neighbours" in metric_groups:
-        indices, distances = metrics.nearest_neighbours(generated, real, k=GRID_NEIGHBOURS)
+        indices, distances = metrics.nearest_neighbours(generated, training, k=GRID_NEIGHBOURS)
         row["pixel_nn"] = float(np.mean(distances[:, 0]) / np.sqrt(generated[0].size))
-        grids["neighbours_pixel"] = metrics.neighbour_grid(generated[:GRID_QUERIES], real, indices[:GRID_QUERIES])
+        grids["neighbours_pixel"] = metrics.neighbour_grid(generated[:GRID_QUERIES], training,
+                                                           indices[:GRID_QUERIES])
     if "inception" in metric_groups:
         network = metrics.inception_network()
         features_generated = metrics.inception_features(generated, network=network)
@@ -88,29 +93,125 @@ def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=D
                     crop=None, workers: int | None = None) -> tuple[dict, Path]:
     """Evaluate a run folder (sampled from its latest checkpoint) or an image folder against a CelebA source.
 
-    crop: of the real images; default the run's recorded crop, else facekit.data's default crop.
+    real_source: default the run's recorded source, else facekit.data's default source. crop: of the real
+    images; default the run's recorded crop, else facekit.data's default crop. A run that kept people out of
+    training (its `heldout` setting) is compared with those held-out people, and `identified` and the
+    neighbours look among the people it trained on.
 
     Writes evaluation.csv, evaluation.json and the neighbours_*.png grids into the run folder, or next to an
     image folder with the folder's name in front (FOLDER_evaluation.csv). Returns (the result dict, the CSV path).
     """
-    from facekit import data
-
     target = Path(target)
     generated = generated_images(target, count, seed)
     is_run = (target / "run.json").exists()
-    if crop is None and is_run:
-        crop = json.loads((target / "run.json").read_text()).get("crop")  # the run's own crop, if it recorded one
-    real_set = data.prepare(real_source, resolution=generated.shape[1], **({"crop": crop} if crop else {}))
-    real = sample_images(real_set.images, min(count, len(generated)), seed)
+    sets = real_sets(target if is_run else None, real_source, generated.shape[1], min(count, len(generated)), seed,
+                     crop)
     out_dir, prefix = (target, "") if is_run else (target.parent, f"{target.name}_")
-    real_embeddings = cached_face_embeddings(real, workers) if "faces" in metric_groups else None
-    evaluation = evaluate(generated, real, metric_groups, seed=seed, real_embeddings=real_embeddings, workers=workers)
-    result = {"target": str(target), "real": str(real_set.source), "seed": seed, "metrics": evaluation.metrics}
+    evaluation = _evaluate_against(generated, sets, metric_groups, seed, workers)
+    result = {"target": str(target), "real": str(sets.source), "seed": seed, "metrics": evaluation.metrics}
     csv_path = out_dir / f"{prefix}{RESULT_NAME}.csv"
     write_result(result, out_dir / f"{prefix}{RESULT_NAME}.json", csv_path)
     for name, picture in evaluation.grids.items():
         save_picture(picture, out_dir / f"{prefix}{name}.png")
     return result, csv_path
+
+
+@dataclasses.dataclass
+class RealSets:
+    """The real faces a set is measured against: `real` (the distribution, uint8 [N, R, R, 3]) and `training`
+    (the faces the model saw, for `identified` and neighbours; None when `real` are training faces), and
+    `spare`: other real faces of the same people as `real`, to measure a real set the same way."""
+
+    real: np.ndarray
+    training: np.ndarray | None
+    spare: np.ndarray
+    source: Path
+
+
+def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, crop=None) -> RealSets:
+    """The real faces to compare a run (or, run_dir None, an image folder) with, cut and split as it was trained."""
+    from facekit import data
+    from facekit.training import RunFolder
+
+    config = RunFolder(run_dir).read_config() if run_dir is not None else {}
+    crop = crop or config.get("crop") or data.DEFAULT_CROP
+    real_source = real_source or config.get("source") or None
+    faces = data.prepare(real_source, resolution=resolution, crop=crop)
+    heldout_fraction = config.get("heldout", 0.0)
+    if heldout_fraction:
+        training, heldout = faces.split_by_identity((1 - heldout_fraction, heldout_fraction),
+                                                    seed=config.get("seed", 0))
+        real, spare = _two_samples(heldout.images, count, seed)
+        return RealSets(real, sample_images(training.images, count, seed), spare, faces.source)
+    real, spare = _two_samples(faces.images, count, seed)
+    return RealSets(real, None, spare, faces.source)
+
+
+def compare(run_dirs, real_source=None, count: int = 1000, metric_groups=DEFAULT_METRICS, seed: int = 0,
+            crop=None, workers: int | None = None) -> dict[str, dict]:
+    """One row of metrics per run folder, plus a "real" row (other faces of the same real people, measured the
+    same way), all against the real faces of the first run's source, cut and split as it was trained."""
+    rows, sets = {}, None
+    for run_dir in map(Path, run_dirs):
+        generated = generated_images(run_dir, count, seed)
+        if sets is None:
+            sets = real_sets(run_dir, real_source, generated.shape[1], min(count, len(generated)), seed, crop)
+        rows[run_dir.name or str(run_dir)] = _evaluate_against(generated, sets, metric_groups, seed, workers).metrics
+    rows["real"] = _evaluate_against(sets.spare, sets, metric_groups, seed, workers).metrics
+    return rows
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """The comparison as a Markdown table in the form of the published face-detection table: per 1,000 images,
+    can't detect a face and identified as a training person, then SWD (x1e3, average) and MS-SSIM."""
+    columns = [("can't detect a face", lambda row: round(row["no_face"] * 1000 / row["images"])),
+               ("identified as a training person", lambda row: round(row["identified"] * 1000 / row["images"])),
+               ("SWD", lambda row: f"{row['swd_avg']:.1f}"), ("MS-SSIM", lambda row: f"{row['ms_ssim']:.3f}")]
+    columns = [(name, cell) for name, cell in columns if all(_has(row, cell) for row in rows.values())]
+    lines = ["| set | " + " | ".join(name for name, _ in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    lines += [f"| {label} | " + " | ".join(str(cell(row)) for _, cell in columns) + " |" for label, row in rows.items()]
+    return "\n".join(lines)
+
+
+def write_comparison(rows: dict[str, dict], table: str, markdown_path) -> Path:
+    """Write the Markdown table and, beside it, a CSV with every metric of every row; returns the CSV path."""
+    markdown_path = Path(markdown_path)
+    csv_path = markdown_path.with_suffix(".csv")
+    columns = list(dict.fromkeys(name for row in rows.values() for name in row))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["set", *columns])
+    for label, row in rows.items():
+        writer.writerow([label, *(_format_value(row[name]) if name in row else "" for name in columns)])
+    for path, content in ((markdown_path, table + "\n"), (csv_path, text.getvalue())):
+        write_atomically(path, lambda temporary, content=content: Path(temporary).write_text(content))
+    return csv_path
+
+
+def _evaluate_against(generated, sets: RealSets, metric_groups, seed: int, workers) -> Evaluation:
+    real_embeddings = cached_face_embeddings(sets.real, workers) if "faces" in metric_groups else None
+    training_embeddings = None
+    if sets.training is not None and "faces" in metric_groups:
+        training_embeddings = cached_face_embeddings(sets.training, workers)
+    return evaluate(generated, sets.real, metric_groups, seed=seed, real_embeddings=real_embeddings,
+                    workers=workers, training=sets.training, training_embeddings=training_embeddings)
+
+
+def _two_samples(images, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two samples of `count` images: disjoint when there are enough, else the second drawn by another seed."""
+    order = np.random.default_rng(seed).permutation(len(images))
+    if len(images) >= 2 * count:
+        return np.asarray(images[np.sort(order[:count])]), np.asarray(images[np.sort(order[count : 2 * count])])
+    return sample_images(images, count, seed), sample_images(images, count, seed + 1)
+
+
+def _has(row: dict, cell) -> bool:
+    try:
+        cell(row)
+    except KeyError:
+        return False
+    return True
 
 
 def generated_images(target, count: int, seed: int = 0) -> np.ndarray:
@@ -124,19 +225,20 @@ def generated_images(target, count: int, seed: int = 0) -> np.ndarray:
 
 
 def sample_run(run_dir, count: int, seed: int = 0) -> np.ndarray:
-    """`count` images uint8 [count, R, R, 3] from the model of a run folder (run.json's "model": dcgan, vae, pca).
+    """`count` images uint8 [count, R, R, 3] from the model of a run folder (run.json's "model", any model of
+    facekit.registry; GANs draw from their moving-average generator)."""
+    from facekit import registry
 
-    DCGAN and VAE decode N(0, I) latents drawn by np.random.default_rng(seed); PCA draws its own coefficients.
-    """
-    from facekit.training import RunFolder
+    spec, _ = registry.model_of_run(run_dir)
+    return progress.to_uint8(spec.sample(run_dir, count, seed))
 
-    config = RunFolder(run_dir).read_config()
-    model = config.get("model")
-    samplers = _samplers()
-    if model not in samplers:
-        raise ValueError(f"{Path(run_dir) / 'run.json'}: cannot sample model {model!r}; "
-                         f"known: {', '.join(sorted(samplers))}")
-    return progress.to_uint8(samplers[model](run_dir, config, count, seed))
+
+def write_image_folder(images, folder) -> Path:
+    """Write uint8 images [N, R, R, 3] as 000000.png, 000001.png, ... into `folder` (each atomically)."""
+    folder = Path(folder)
+    for index, image in enumerate(progress.to_uint8(images)):
+        save_picture(image, folder / f"{index:06d}.png")
+    return folder
 
 
 def read_image_folder(folder, count: int | None = None) -> np.ndarray:
@@ -223,53 +325,27 @@ def detection_table(rows: dict[str, dict]) -> str:
     return "out of 1,000 images\n" + format_table(table)
 
 
-def _face_metrics(generated, real, real_embeddings, workers, grids: dict) -> dict:
+def _face_metrics(generated, real, real_embeddings, training, training_embeddings, workers, grids: dict) -> dict:
     generated_embeddings = faces.face_embeddings(generated, workers=workers)
     if real_embeddings is None:
         real_embeddings = faces.face_embeddings(real, workers=workers)
-    report = faces.detection_report(generated_embeddings, real_embeddings)
+    if training_embeddings is None:
+        training_embeddings = real_embeddings if training is real else faces.face_embeddings(training, workers=workers)
+    report = faces.detection_report(generated_embeddings, training_embeddings)
     row = {"no_face": report.no_face, "identified": report.identified}
     found_generated = generated_embeddings[faces.has_face(generated_embeddings)]
     found_real = real_embeddings[faces.has_face(real_embeddings)]
     if len(found_generated) >= 2 and len(found_real) >= 2:
         row["face_fd"] = metrics.frechet_distance(found_generated, found_real)
         row["face_kid"] = metrics.kernel_inception_distance(found_generated, found_real)[0]
-        _, _, distance = faces.identify(generated_embeddings, real_embeddings)
+        _, _, distance = faces.identify(generated_embeddings, training_embeddings)
         row["face_nn"] = float(np.mean(distance[np.isfinite(distance)]))
         queries = np.flatnonzero(faces.has_face(generated_embeddings))[:GRID_QUERIES]
-        real_faces = np.flatnonzero(faces.has_face(real_embeddings))
-        indices, _ = metrics.nearest_neighbours(generated_embeddings[queries], real_embeddings[real_faces],
+        training_faces = np.flatnonzero(faces.has_face(training_embeddings))
+        indices, _ = metrics.nearest_neighbours(generated_embeddings[queries], training_embeddings[training_faces],
                                                 k=GRID_NEIGHBOURS)
-        grids["neighbours_face"] = metrics.neighbour_grid(generated[queries], real[real_faces], indices)
+        grids["neighbours_face"] = metrics.neighbour_grid(generated[queries], training[training_faces], indices)
     return row
-
-
-def _samplers() -> dict:
-    return {"dcgan": _sample_dcgan, "vae": _sample_vae, "pca": _sample_pca}
-
-
-def _sample_dcgan(run_dir, config: dict, count: int, seed: int, batch_size: int = 250) -> np.ndarray:
-    from facekit import dcgan
-
-    generator = dcgan.load_generator(run_dir)
-    noise = np.random.default_rng(seed).standard_normal((count, config["latent_dim"])).astype(np.float32)
-    return np.concatenate([progress.to_uint8(generator(noise[start : start + batch_size], training=False))
-                           for start in range(0, count, batch_size)])
-
-
-def _sample_vae(run_dir, config: dict, count: int, seed: int, batch_size: int = 250) -> np.ndarray:
-    from facekit import vae
-
-    model = vae.load_vae(run_dir)
-    latents = np.random.default_rng(seed).standard_normal((count, config["latent_dim"])).astype(np.float32)
-    return np.concatenate([progress.to_uint8(model.sample(latents[start : start + batch_size]))
-                           for start in range(0, count, batch_size)])
-
-
-def _sample_pca(run_dir, config: dict, count: int, seed: int) -> np.ndarray:
-    from facekit import pca
-
-    return pca.load_eigenfaces(run_dir).sample(count, seed)
 
 
 def _format_value(value) -> str:

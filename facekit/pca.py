@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 
-from facekit.data import DEFAULT_CROP
 from facekit.files import write_atomically
+from facekit.registry import ModelSpec
+from facekit.training import TrainingConfig, as_faces, config_for, setting, split
 
 DEFAULT_COMPONENTS = 200
 DEFAULT_POWER_ITERATIONS = 3
@@ -163,23 +164,43 @@ def fit(images, components: int = DEFAULT_COMPONENTS, power_iterations: int = DE
 
 
 @dataclasses.dataclass
-class PCAConfig:
+class PCAConfig(TrainingConfig):
     """Everything that defines a PCA run; saved as the run folder's run.json."""
 
-    resolution: int = 64
-    components: int = DEFAULT_COMPONENTS
-    power_iterations: int = DEFAULT_POWER_ITERATIONS
-    seed: int = 0
-    grid_size: int = 36
-    crop: str = DEFAULT_CROP  # the facekit.data crop the faces were prepared with (evaluate uses it too)
     model: str = "pca"
+    components: int = setting(DEFAULT_COMPONENTS, "eigenfaces to fit")
+    power_iterations: int = setting(DEFAULT_POWER_ITERATIONS, "passes that turn the random block to the top space")
+    heldout: float = setting(0.1, "fraction of the people kept out of the fit, to measure reconstruction error")
+
+    def positive_fields(self) -> tuple:
+        return super().positive_fields() + ("components",)
 
     def __post_init__(self):
-        for name in ("components", "grid_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.power_iterations < 0:
             raise ValueError(f"power_iterations must be at least 0, got {self.power_iterations}")
+
+
+def train_run(faces, run_dir, config: PCAConfig, resume: bool = False, show_progress: bool = True):
+    """`train` on a data.Faces: config.heldout of the people are kept out of the fit and measure the error."""
+    if resume:
+        raise ValueError("PCA is fitted in one go; there is no run to resume (start a new run folder)")
+    faces = as_faces(faces)
+    config = config_for(config, faces)
+    training, heldout = split(faces, config)
+    run = train(training.images, run_dir, config, heldout=None if heldout is None else heldout.images,
+                show_progress=show_progress)
+    print(f"fitted {config.components} eigenfaces to {len(training)} images; reconstruction error measured on "
+          f"{len(heldout) if heldout is not None else len(training)} {'held-out' if heldout is not None else 'training'}"
+          f" images")
+    return run
+
+
+def sample(run_dir, count: int, seed: int = 0) -> np.ndarray:
+    """`count` faces uint8 [count, R, R, 3] drawn from a run's eigenfaces (`Eigenfaces.sample`)."""
+    from facekit import progress
+
+    return progress.to_uint8(load_eigenfaces(run_dir).sample(count, seed))
 
 
 def train(images, run_dir, config: PCAConfig, heldout=None, show_progress: bool = True):
@@ -331,3 +352,7 @@ def _progress_bar(total: int, show: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="pca passes over the data", unit="pass", disable=not show)
+
+
+MODEL = ModelSpec(name="pca", summary="eigenfaces by randomized PCA; a 'step' is the number of components",
+                  config=PCAConfig, train=train_run, sample=sample, load=load_eigenfaces)

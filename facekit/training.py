@@ -1,6 +1,8 @@
-"""The run folder every trainer writes: config, log.csv, samples/, checkpoints/, progress.gif, losses.png."""
+"""What every trainer shares: its settings (`TrainingConfig`, `StepConfig`), the run folder it writes
+(config, log.csv, samples/, checkpoints/, progress.gif, losses.png) and the step loop (`run_steps`)."""
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -11,11 +13,116 @@ from pathlib import Path
 import numpy as np
 
 from facekit import progress
+from facekit.data import CROPS, DEFAULT_CROP
 from facekit.files import write_text_atomically
 
 RUNS_DIR = Path(os.environ.get("FACEKIT_RUNS", Path(__file__).resolve().parents[1] / "runs"))
 GIF_MAX_FRAMES = 40
+ROLLING_CHECKPOINTS = 3
 SAMPLE_PATTERN = re.compile(r"step_(\d+)\.png$")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+def setting(default, help: str, **argparse_options):
+    """A config field with its command-line help (and e.g. choices=...): the one place its default is written."""
+    return dataclasses.field(default=default, metadata={"help": help, **argparse_options})
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Settings every model's run has; saved as run.json and checked on --resume. Models subclass it.
+
+    `model` names the registry entry; `source` and `profile` are filled in by the trainer (what it trained on,
+    and the lesson profile, if any) so that a lesson reuses a run only when they match.
+    """
+
+    model: str = ""
+    resolution: int = setting(64, "image size in pixels", choices=(32, 64, 128))
+    crop: str = setting(DEFAULT_CROP, "the facekit.data crop of the faces", choices=tuple(sorted(CROPS)))
+    limit: int | None = setting(None, "use only the first N images of the source")
+    seed: int = setting(0, "seed of the weights, batches, noise and control grid")
+    grid_size: int = setting(36, "faces in each snapshot grid")
+    heldout: float = setting(0.0, "fraction of the people kept out of training, for evaluation (0: none)")
+    source: str = ""
+    profile: str = ""
+
+    def __post_init__(self):
+        for name in self.positive_fields():
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
+        if not 0 <= self.heldout < 1:
+            raise ValueError(f"heldout must be a fraction in [0, 1), got {self.heldout}")
+
+    def positive_fields(self) -> tuple:
+        """Names of the integer settings that must be at least 1."""
+        return ("resolution", "limit", "grid_size")
+
+
+@dataclasses.dataclass
+class StepConfig(TrainingConfig):
+    """Settings of a model trained step by step with the shared loop (`run_steps`)."""
+
+    batch_size: int = setting(64, "images per step")
+    steps: int = setting(1000, "training steps (a resumed run may ask for more)")
+    snapshot_every: int = setting(50, "steps between control-grid snapshots and checkpoints")
+    milestone_every: int = setting(1000, "steps between checkpoints kept for good (the last 3 are kept anyway)")
+    precision: str = setting("auto", "Keras dtype policy; auto: mixed_bfloat16 on CPUs with native bfloat16",
+                             choices=PRECISIONS)
+
+    def positive_fields(self) -> tuple:
+        return super().positive_fields() + ("batch_size", "steps", "snapshot_every", "milestone_every")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be auto, float32 or mixed_bfloat16, got {self.precision!r}")
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """The Keras dtype policy to train with: "auto" picks mixed_bfloat16 on a CPU with native bfloat16
+    (AMX or AVX512-BF16, about 1.8x faster there) and float32 everywhere else (GPUs, older CPUs)."""
+    import tensorflow as tf
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be auto, float32 or mixed_bfloat16, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if tf.config.list_physical_devices("GPU"):
+        return "float32"
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if (" amx_bf16" in flags or " avx512_bf16" in flags) else "float32"
+
+
+def as_faces(faces):
+    """A data.Faces as is, or uint8 images [N, R, R, 3] wrapped as one (no labels, no source)."""
+    from facekit import data
+
+    if isinstance(faces, data.Faces):
+        return faces
+    return data.Faces(faces, [f"{index}" for index in range(len(faces))])
+
+
+def split(faces, config) -> tuple:
+    """(training faces, held-out faces or None): config.heldout of the people kept out, split by config.seed."""
+    if not config.heldout:
+        return faces, None
+    training, heldout = faces.split_by_identity((1 - config.heldout, config.heldout), seed=config.seed)
+    return training, heldout
+
+
+def config_for(config, faces, **resolved):
+    """`config` completed for training on `faces`: the data source recorded, and `resolved` settings (such as
+    the precision "auto" resolved to) filled in. Checks that the faces have the configured resolution."""
+    if faces.images.shape[1:3] != (config.resolution, config.resolution):
+        raise ValueError(f"the faces are {faces.images.shape[2]}x{faces.images.shape[1]} but the config asks for "
+                         f"resolution {config.resolution}")
+    source = str(faces.source) if faces.source is not None else config.source
+    return dataclasses.replace(config, source=source, **resolved)
 
 
 class TrainingDiverged(RuntimeError):
@@ -28,7 +135,8 @@ class RunFolder:
     run.json        what was trained and how (written once, checked on resume)
     log.csv         one row per step: step, the losses, seconds (training time so far)
     samples/        step_000100.png: the control-noise grid at each snapshot
-    checkpoints/    TensorFlow checkpoints of models and optimizer state (no pickle)
+    checkpoints/    TensorFlow checkpoints of models and optimizer state (no pickle): the last 3, and
+                    milestones/ every config.milestone_every steps, kept for good
     progress.gif    the samples as a step-labelled animation
     losses.png      the loss curves
     """
@@ -39,6 +147,7 @@ class RunFolder:
         self.log_path = self.path / "log.csv"
         self.samples_dir = self.path / "samples"
         self.checkpoints_dir = self.path / "checkpoints"
+        self.milestones_dir = self.checkpoints_dir / "milestones"
         self.gif_path = self.path / "progress.gif"
         self.losses_path = self.path / "losses.png"
 
@@ -116,53 +225,65 @@ class RunFolder:
         return progress.save_gif([path for _, path in frames], out_path or self.gif_path,
                                  labels=[f"step {step}" for step, _ in frames])
 
-    def finish(self, loss_columns=None) -> None:
-        """Write progress.gif and losses.png from what the run saved."""
+    def finish(self, loss_columns=None, measure_columns=()) -> None:
+        """Write progress.gif and losses.png (the losses, and the model's own measures in a panel below)."""
         self.write_gif()
         rows = self.read_log()
         progress.plot_losses(self.log_path, self.losses_path, columns=loss_columns,
-                             smoothing=max(1, len(rows) // 50))
+                             smoothing=max(1, len(rows) // 50), measures=list(measure_columns))
 
-    def checkpoint_manager(self, max_to_keep: int = 3, **trackables):
+    def checkpoint_manager(self, max_to_keep: int = ROLLING_CHECKPOINTS, **trackables):
         """A tf.train.CheckpointManager over checkpoints/ for the given models, optimizers and variables."""
         import tensorflow as tf
 
         checkpoint = tf.train.Checkpoint(**trackables)
         return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=max_to_keep)
 
+    def save_milestone(self, manager, step: int) -> str:
+        """Keep the state of `manager`'s checkpoint at `step` for good, in checkpoints/milestones/."""
+        return manager.checkpoint.write(str(self.milestones_dir / f"ckpt-{step}"))
 
-def run_steps(run: "RunFolder", manager, images, config, train_step, render_control, loss_columns, resume: bool,
-              show_progress: bool = True, description: str = "train") -> "RunFolder":
-    """The loop every trainer shares, around its own `train_step(step, real_images) -> {loss name: value}`.
+    def milestones(self) -> list[tuple[int, str]]:
+        """(step, checkpoint prefix) of every milestone checkpoint, in step order."""
+        found = [(int(path.name[len("ckpt-"):-len(".index")]), str(path.with_suffix("")))
+                 for path in self.milestones_dir.glob("ckpt-*.index")]
+        return sorted(found)
 
-    Restores the latest checkpoint when resuming (and drops log rows written after it), feeds
-    data.batches(images, config.batch_size, config.seed) from that step, logs each step's losses and training
-    seconds, and every config.snapshot_every steps (and at the last) saves the grid `render_control()` draws and a
-    checkpoint. A NaN or infinite loss stops the run (TrainingDiverged). Ends with progress.gif and losses.png.
+
+def run_steps(run: "RunFolder", manager, batches, config, train_step, render_control, loss_columns, resume: bool,
+              show_progress: bool = True, description: str = "train", measure_columns=()) -> "RunFolder":
+    """The loop every trainer shares, around its own `train_step(step, batch) -> {column: value}`.
+
+    batches(start_step) gives the stream of training batches from that step on (each a pure function of the
+    seed and the step, so that a resumed run sees what an uninterrupted one would). Restores the latest
+    checkpoint when resuming (and drops log rows written after it), logs each step's values and training
+    seconds, and every config.snapshot_every steps (and at the last) saves the grid `render_control()` draws and
+    a checkpoint; every config.milestone_every steps it also keeps a milestone checkpoint. A NaN or infinite
+    value stops the run (TrainingDiverged). Ends with progress.gif and losses.png (losses, then measures).
     """
     from tqdm.auto import tqdm
-
-    from facekit import data
 
     start_step = restore_latest(manager) if resume else 0
     rows = run.truncate_log(start_step) if resume else []
     seconds = rows[-1]["seconds"] if rows else 0.0
     if start_step == 0:
         progress.save_grid(render_control(), run.sample_path(0))
-    batches = iter(data.batches(images, config.batch_size, config.seed, start_step=start_step))
+    stream = iter(batches(start_step))
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not show_progress,
                desc=description, unit="step")
     for step in bar:
         started = time.perf_counter()
-        losses = train_step(step, next(batches))
+        values = train_step(step, next(stream))
         seconds += time.perf_counter() - started
-        check_finite(step + 1, losses, manager)
-        run.append_log({"step": step + 1, **losses, "seconds": round(seconds, 4)})
-        bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()})
+        check_finite(step + 1, values, manager)
+        run.append_log({"step": step + 1, **values, "seconds": round(seconds, 4)})
+        bar.set_postfix({name: f"{value:.3f}" for name, value in values.items()})
         if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
             progress.save_grid(render_control(), run.sample_path(step + 1))
             manager.save(checkpoint_number=step + 1)
-    run.finish(loss_columns=loss_columns)
+        if (step + 1) % config.milestone_every == 0:
+            run.save_milestone(manager, step + 1)
+    run.finish(loss_columns=loss_columns, measure_columns=measure_columns)
     return run
 
 

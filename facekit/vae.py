@@ -20,35 +20,29 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facekit import dcgan, progress
-from facekit.data import DEFAULT_CROP
-from facekit.training import RunFolder, run_steps
+from facekit import data, dcgan, progress
+from facekit.registry import ModelSpec
+from facekit.training import (RunFolder, StepConfig, as_faces, config_for, resolve_precision, run_steps, setting,
+                              split)
 
 LOSS_COLUMNS = ("loss", "reconstruction_loss", "kl_loss")
 
 
 @dataclasses.dataclass
-class VAEConfig:
+class VAEConfig(StepConfig):
     """Everything that defines a VAE run; saved as the run folder's run.json."""
 
-    resolution: int = 64
-    latent_dim: int = 128
-    filters: int = 64
-    beta: float = 1.0
-    batch_size: int = 64
-    steps: int = 2000
-    snapshot_every: int = 100
-    learning_rate: float = 5e-4
-    seed: int = 0
-    grid_size: int = 36
-    precision: str = "auto"
-    crop: str = DEFAULT_CROP  # the facekit.data crop the faces were prepared with (evaluate uses it too)
     model: str = "vae"
+    latent_dim: int = setting(128, "length of the latent vector")
+    filters: int = setting(64, "width: channels of the encoder's first layer")
+    beta: float = setting(1.0, "weight of the KL term in the loss")
+    learning_rate: float = setting(5e-4, "Adam learning rate")
+
+    def positive_fields(self) -> tuple:
+        return super().positive_fields() + ("latent_dim", "filters")
 
     def __post_init__(self):
-        for name in ("latent_dim", "filters", "batch_size", "steps", "snapshot_every", "grid_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.beta < 0:
             raise ValueError(f"beta must be at least 0, got {self.beta}")
         _downsamplings(self.resolution)
@@ -162,7 +156,7 @@ class VAE(keras.Model):
 
 def build_vae(config: VAEConfig) -> VAE:
     """An encoder and decoder for `config`, joined into a compiled VAE (Adam at config.learning_rate)."""
-    precision = dcgan.resolve_precision(config.precision)
+    precision = resolve_precision(config.precision)
     encoder = build_encoder(config.resolution, config.latent_dim, config.filters, precision)
     decoder = build_decoder(config.resolution, config.latent_dim, config.filters, precision)
     model = VAE(encoder, decoder, beta=config.beta, seed=config.seed, name="vae")
@@ -172,24 +166,27 @@ def build_vae(config: VAEConfig) -> VAE:
     return model
 
 
-def train(images, run_dir, config: VAEConfig, resume: bool = False, show_progress: bool = True) -> RunFolder:
-    """Train a VAE on uint8 images [N, R, R, 3] into run_dir; resumable, and resumed == uninterrupted.
+def train(faces, run_dir, config: VAEConfig, resume: bool = False, show_progress: bool = True) -> RunFolder:
+    """Train a VAE on faces (data.Faces or uint8 [N, R, R, 3]) into run_dir; resumed == uninterrupted.
 
     log.csv holds loss, reconstruction_loss and kl_loss per step; samples/ the decoded fixed latents (the GIF).
     """
-    config = dataclasses.replace(config, precision=dcgan.resolve_precision(config.precision))
+    faces = as_faces(faces)
+    config = config_for(config, faces, precision=resolve_precision(config.precision))
+    faces, _ = split(faces, config)
     run = RunFolder(run_dir)
     run.start(dataclasses.asdict(config), resume=resume)
     keras.utils.set_random_seed(config.seed)
     model = build_vae(config)
     control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
 
-    def losses(step, real_images):
-        logs = model.train_on_batch(real_images, return_dict=True)
+    def losses(step, batch):
+        logs = model.train_on_batch(batch, return_dict=True)
         return {name: float(logs[name]) for name in LOSS_COLUMNS}
 
-    return run_steps(run, checkpoint_manager(run, model), images, config, losses, lambda: model.sample(control),
-                     ["reconstruction_loss", "kl_loss"], resume, show_progress, "vae")
+    return run_steps(run, checkpoint_manager(run, model),
+                     lambda start: data.batches(faces.images, config.batch_size, config.seed, start), config, losses,
+                     lambda: model.sample(control), ["reconstruction_loss", "kl_loss"], resume, show_progress, "vae")
 
 
 def checkpoint_manager(run: RunFolder, model: VAE):
@@ -208,9 +205,15 @@ def load_vae(run_dir) -> VAE:
     return model
 
 
-def _to_float(images) -> np.ndarray:
-    from facekit import data
+def sample(run_dir, count: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
+    """`count` faces uint8 [count, R, R, 3] decoded from N(0, I) latents drawn by default_rng(seed)."""
+    model = load_vae(run_dir)
+    latents = np.random.default_rng(seed).standard_normal((count, model.encoder.output[0].shape[-1]))
+    return np.concatenate([progress.to_uint8(model.sample(latents[start : start + batch_size].astype(np.float32)))
+                           for start in range(0, count, batch_size)])
 
+
+def _to_float(images) -> np.ndarray:
     images = np.asarray(images)
     return data.to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
 
@@ -219,3 +222,7 @@ def _downsamplings(resolution: int) -> int:
     if resolution not in (32, 64, 128):
         raise ValueError(f"resolution must be 32, 64 or 128, got {resolution}")
     return int(math.log2(resolution)) - 2
+
+
+MODEL = ModelSpec(name="vae", summary="convolutional VAE trained on the negative ELBO", config=VAEConfig, train=train,
+                  sample=sample, load=load_vae)

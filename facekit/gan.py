@@ -1,0 +1,279 @@
+"""The GAN engine: one `keras.Model` for the whole GAN family, trained with `train_on_batch` by the shared loop.
+
+A model on the engine brings its two networks, its config and a loss pair from `facekit.losses`; the engine's
+`train_step` does, for the batch of step s (n_critic sub-batches of real images):
+
+    for each sub-batch k:
+        fake = G(z)                    z ~ N(0, I), a pure function of (seed, s, k)
+        D loss = discriminator loss of D(real) and D(fake)  [+ lambda * gradient penalty]
+        one optimizer update of D's variables only
+    G loss = generator loss of D(fake) on the last sub-batch's fakes (drawn once, used by both updates, as the
+             PyTorch DCGAN tutorial does), through the freshly updated D
+    one optimizer update of G's variables only
+    G_ema <- beta * G_ema + (1 - beta) * G   (every variable, batch-norm statistics included)
+
+Each update names its variables explicitly and has its own optimizer, so nothing toggles `trainable` (the Keras 3
+trap of lesson 03 cannot happen). The moving average of the generator (Karras et al.'s EMA, with StyleGAN2-ADA's
+half-life in images and its early ramp) draws the snapshots, the GIF and every sample; it costs no training.
+
+A model with its own objective (BEGAN) subclasses `GAN` and overrides `discriminator_loss`,
+`generator_loss` and `after_step`; everything else (steps, noise, batches, resume, logs, snapshots,
+checkpoints, divergence stop, GIF, sampling) is shared and never copied.
+"""
+
+import dataclasses
+import functools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from facekit import data, losses, progress
+from facekit.training import (RunFolder, StepConfig, as_faces, config_for, resolve_precision, run_steps, setting,
+                              split)
+
+LOSS_COLUMNS = ("d_loss", "g_loss")
+MEASURE_COLUMNS = ("d_real", "d_fake")
+PENALTY_SEED_OFFSET = 1000  # the gradient penalty's alphas at sub-step k are drawn from (seed, step, 1000 + k)
+
+
+@dataclasses.dataclass
+class GANConfig(StepConfig):
+    """Settings of every model on the engine; each model's config subclasses it and names its `model`."""
+
+    latent_dim: int = setting(100, "length of the generator's noise vector")
+    filters: int = setting(64, "width: channels of the discriminator's first layer")
+    learning_rate: float = setting(2e-4, "Adam learning rate of both networks")
+    beta_1: float = setting(0.5, "Adam beta_1 of both networks")
+    beta_2: float = setting(0.999, "Adam beta_2 of both networks")
+    n_critic: int = setting(1, "discriminator updates per generator update (each on its own real sub-batch)")
+    ema_half_life: int = setting(10_000, "half-life of the generator's moving average, in images (0: no average)")
+    ema_rampup: float = setting(0.05, "early on the half-life is at most this fraction of the images seen (0: off)")
+
+    def positive_fields(self) -> tuple:
+        return super().positive_fields() + ("latent_dim", "filters", "n_critic")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.ema_half_life < 0 or self.ema_rampup < 0:
+            raise ValueError(f"ema_half_life and ema_rampup must be at least 0, got {self.ema_half_life} "
+                             f"and {self.ema_rampup}")
+
+
+class GAN(keras.Model):
+    """Generator + discriminator trained by `train_on_batch({"images": [n_critic * B, R, R, 3]})`.
+
+    generator: noise float32 [B, latent_dim] -> images [B, R, R, 3] in [-1, 1]; discriminator: images -> outputs
+    [B, 1] (logits or critic values) read by `loss_pair`. Returns the step's d_loss, g_loss, d_real and d_fake
+    (means of D(x) and D(G(z)), as probabilities when the pair's outputs are logits), and model measures.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, loss_pair: losses.LossPair,
+                 n_critic: int = 1, gradient_penalty_weight: float = 0.0, seed: int = 0,
+                 ema_half_life: int = 10_000, ema_rampup: float = 0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss_pair = loss_pair
+        self.n_critic = n_critic
+        self.gradient_penalty_weight = gradient_penalty_weight
+        self.seed = seed
+        self.latent_dim = generator.input_shape[-1]
+        self.ema_half_life = ema_half_life
+        self.ema_rampup = ema_rampup
+        self.generator_ema = None
+        if ema_half_life:
+            self.generator_ema = keras.models.clone_model(generator)
+            self.generator_ema.set_weights(generator.get_weights())
+            self.generator_ema.trainable = False
+
+    @property
+    def log_columns(self) -> tuple:
+        """The names `train_on_batch` returns, in log.csv's order: losses, then measures."""
+        return LOSS_COLUMNS + self.measure_columns
+
+    @property
+    def measure_columns(self) -> tuple:
+        """The model's own measures, plotted in losses.png's lower panel."""
+        penalty = ("gradient_penalty", "gradient_norm") if self.gradient_penalty_weight else ()
+        return MEASURE_COLUMNS + penalty
+
+    def compile(self, discriminator_optimizer, generator_optimizer, **kwargs):
+        """Give each network its own optimizer, built now so that checkpoints restore into them."""
+        super().compile(**kwargs)
+        self.discriminator_optimizer = discriminator_optimizer
+        self.generator_optimizer = generator_optimizer
+        discriminator_optimizer.build(self.discriminator.trainable_variables)
+        generator_optimizer.build(self.generator.trainable_variables)
+
+    def call(self, noise, training=False):
+        """Images float32 [B, R, R, 3] from noise [B, latent_dim], drawn by the sampling generator."""
+        return keras.ops.cast(self.sampling_generator(noise, training=training), "float32")
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator that draws snapshots and samples: the moving average when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def generate(self, noise, batch_size: int = 250) -> np.ndarray:
+        """Images float32 [N, R, R, 3] in [-1, 1] from noise float [N, latent_dim], in batches."""
+        noise = np.asarray(noise, np.float32)
+        return np.concatenate([np.asarray(self(noise[start : start + batch_size]))
+                               for start in range(0, len(noise), batch_size)])
+
+    def train_step(self, batch):
+        """One step: n_critic discriminator updates, one generator update, the moving average; returns the logs."""
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        real_batches = tf.split(batch["images"], self.n_critic)
+        step = tf.cast(self.generator_optimizer.iterations, tf.int64)
+        for sub_step, real_images in enumerate(real_batches[:-1]):
+            fake_images = self.generator(self.noise(step, sub_step, tf.shape(real_images)[0]), training=True)
+            self.discriminator_update(real_images, fake_images, step, sub_step)
+        real_images = real_batches[-1]
+        with tf.GradientTape() as generator_tape:
+            fake_images = self.generator(self.noise(step, self.n_critic - 1, tf.shape(real_images)[0]),
+                                         training=True)
+            with generator_tape.stop_recording():
+                logs = self.discriminator_update(real_images, tf.stop_gradient(fake_images), step, self.n_critic - 1)
+            generator_loss, generator_logs = self.generator_loss(real_images, fake_images)
+        variables = self.generator.trainable_variables
+        self.generator_optimizer.apply_gradients(zip(generator_tape.gradient(generator_loss, variables), variables))
+        logs = {**logs, **generator_logs}
+        logs.update(self.after_step(logs))
+        if self.generator_ema is not None:
+            self.update_moving_average(step * tf.cast(tf.shape(real_images)[0], tf.int64),
+                                       tf.shape(real_images)[0])
+        return {name: logs[name] for name in self.log_columns}
+
+    def noise(self, step, sub_step: int, batch_size):
+        """The generator's input at (step, sub_step): float32 [B, latent_dim], a pure function of (seed, step, k)."""
+        seed = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64), step]),
+                                                       sub_step)
+        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
+
+    def discriminator_update(self, real_images, fake_images, step, sub_step: int) -> dict:
+        """One optimizer update of the discriminator's variables only; returns its logs."""
+        with tf.GradientTape() as tape:
+            loss, logs = self.discriminator_loss(real_images, fake_images, step, sub_step)
+        variables = self.discriminator.trainable_variables
+        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return logs
+
+    def discriminator_loss(self, real_images, fake_images, step, sub_step: int):
+        """The pair's discriminator loss on one call over real and fake together [+ lambda * penalty]."""
+        outputs = self.discriminator(tf.concat([real_images, tf.cast(fake_images, real_images.dtype)], 0),
+                                     training=True)
+        real_outputs, fake_outputs = tf.split(outputs, 2)
+        loss = self.loss_pair.discriminator(real_outputs, fake_outputs)
+        logs = {"d_real": self._readout(real_outputs), "d_fake": self._readout(fake_outputs)}
+        if self.gradient_penalty_weight:
+            seed = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64), step]),
+                                                           PENALTY_SEED_OFFSET + sub_step)
+            penalty, norms = losses.gradient_penalty(self.discriminator, real_images, fake_images, seed)
+            loss += self.gradient_penalty_weight * penalty
+            logs.update(gradient_penalty=penalty, gradient_norm=tf.reduce_mean(norms))
+        return loss, {"d_loss": loss, **logs}
+
+    def generator_loss(self, real_images, fake_images):
+        """The pair's generator loss on D(G(z)); returns (loss, logs)."""
+        loss = self.loss_pair.generator(self.discriminator(fake_images, training=True))
+        return loss, {"g_loss": loss}
+
+    def after_step(self, logs: dict) -> dict:
+        """A model's own state update after each step (BEGAN's k_t); returns logs to add. None here."""
+        return {}
+
+    def update_moving_average(self, images_seen, batch_size) -> None:
+        """G_ema <- beta G_ema + (1 - beta) G with beta = 0.5 ** (batch / half-life), the half-life in images
+        ramped as StyleGAN2-ADA does: at most ema_rampup * images_seen (so the average starts as a copy)."""
+        half_life = tf.cast(self.ema_half_life, tf.float32)
+        if self.ema_rampup:
+            half_life = tf.minimum(half_life, tf.cast(images_seen, tf.float32) * self.ema_rampup)
+        beta = tf.pow(0.5, tf.cast(batch_size, tf.float32) / tf.maximum(half_life, 1e-8))
+        for average, current in zip(self.generator_ema.variables, self.generator.variables):
+            average.assign(beta * average + (1.0 - beta) * tf.cast(current, average.dtype))
+
+    def checkpoint_items(self) -> dict:
+        """What a checkpoint holds: both networks, the moving average, both optimizers, the model's own state."""
+        items = {"generator": self.generator, "discriminator": self.discriminator,
+                 "discriminator_optimizer": self.discriminator_optimizer,
+                 "generator_optimizer": self.generator_optimizer}
+        if self.generator_ema is not None:
+            items["generator_ema"] = self.generator_ema
+        return items
+
+    def _readout(self, outputs):
+        outputs = tf.cast(outputs, tf.float32)
+        return tf.reduce_mean(tf.sigmoid(outputs) if self.loss_pair.probability else outputs)
+
+
+def compile_gan(model: GAN, config: GANConfig, learning_rate=None) -> GAN:
+    """Compile `model` with one Adam per network at the config's rate and betas (or a schedule)."""
+    rate = learning_rate if learning_rate is not None else config.learning_rate
+
+    def adam():
+        return keras.optimizers.Adam(rate, beta_1=config.beta_1, beta_2=config.beta_2)
+
+    model.compile(discriminator_optimizer=adam(), generator_optimizer=adam(), jit_compile=False)
+    return model
+
+
+def train(faces, run_dir, config: GANConfig, build, resume: bool = False, show_progress: bool = True) -> RunFolder:
+    """Train `build(config)` (a compiled GAN) on faces (data.Faces or uint8 [N, R, R, 3]) into run_dir.
+
+    Resumable: resumed == uninterrupted, since batches, noise and penalties are pure functions of (seed, step).
+    """
+    faces = as_faces(faces)
+    config = config_for(config, faces, precision=resolve_precision(config.precision))
+    faces, _ = split(faces, config)
+    run = RunFolder(run_dir)
+    run.start(dataclasses.asdict(config), resume=resume)
+    keras.utils.set_random_seed(config.seed)
+    model = build(config)
+    control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
+
+    def step(_, batch):
+        logs = model.train_on_batch(batch, return_dict=True)
+        return {name: float(logs[name]) for name in model.log_columns}
+
+    def batches(start_step):
+        return data.batch_dicts(faces.images, config.batch_size * config.n_critic, config.seed, start_step)
+
+    manager = run.checkpoint_manager(**model.checkpoint_items())
+    return run_steps(run, manager, batches, config, step, lambda: model.generate(control), list(LOSS_COLUMNS),
+                     resume, show_progress, config.model, measure_columns=model.measure_columns)
+
+
+def load(run_dir, config_class: type, build) -> GAN:
+    """The GAN of a run folder at its latest checkpoint (all networks, for sampling or inspection)."""
+    run = RunFolder(run_dir)
+    config = config_class(**run.read_config())
+    model = build(config)
+    latest = tf.train.latest_checkpoint(run.checkpoints_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{run.checkpoints_dir}: no checkpoint to load a generator from")
+    items = {name: value for name, value in model.checkpoint_items().items() if "optimizer" not in name}
+    try:
+        tf.train.Checkpoint(**items).restore(latest).assert_existing_objects_matched().expect_partial()
+    except AssertionError as error:
+        raise ValueError(f"{latest}: the checkpoint does not hold the networks run.json describes "
+                         f"({str(error).splitlines()[0]})") from None
+    return model
+
+
+def sample(run_dir, count: int, seed: int = 0, config_class: type = GANConfig, build=None) -> np.ndarray:
+    """`count` faces uint8 [count, R, R, 3] from a run's sampling generator, noise from default_rng(seed)."""
+    model = load(run_dir, config_class, build)
+    noise = np.random.default_rng(seed).standard_normal((count, model.latent_dim)).astype(np.float32)
+    return progress.to_uint8(model.generate(noise))
+
+
+def model_spec(name: str, summary: str, config_class: type, build):
+    """The registry entry of a model on the engine: its config, and the engine's train and sample for `build`."""
+    from facekit.registry import ModelSpec
+
+    return ModelSpec(name=name, summary=summary, config=config_class, train=functools.partial(train, build=build),
+                     sample=functools.partial(sample, config_class=config_class, build=build),
+                     load=functools.partial(load, config_class=config_class, build=build))

@@ -1,0 +1,35 @@
+"""SNGAN (Miyato et al. 2018): the hinge loss with spectral normalisation in the discriminator.
+
+    D loss = E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]
+    G loss = -E[D(G(z))]
+
+Every discriminator layer divides its kernel by its largest singular value sigma (facekit.layers), so each layer,
+and so the network, is at most 1-Lipschitz: a constraint like WGAN-GP's, at the cost of one power-iteration step
+per layer instead of a second backward pass. Adam 2e-4 with betas (0, 0.9); one discriminator update per
+generator update by default (Miyato et al. use 1 to 5; `--n-critic 5` is their ResNet setting).
+"""
+
+import dataclasses
+
+from facekit import dcgan, gan, layers, losses
+from facekit.training import setting
+
+
+@dataclasses.dataclass
+class HingeConfig(dcgan.DCGANConfig):
+    """A hinge + spectral-norm run: SNGAN's optimiser settings."""
+
+    model: str = "hinge"
+    beta_1: float = setting(0.0, "Adam beta_1 of both networks")
+    beta_2: float = setting(0.9, "Adam beta_2 of both networks")
+
+
+def build(config: HingeConfig) -> gan.GAN:
+    """DCGAN's generator and a spectrally normalised discriminator with the hinge pair, compiled."""
+    discriminator = dcgan.build_discriminator(config.resolution, config.filters, config.precision,
+                                              convolution=layers.SpectralConv2D, dense=layers.SpectralDense)
+    return dcgan.build(config, losses.LOSS_PAIRS["hinge"], discriminator=discriminator)
+
+
+MODEL = gan.model_spec("hinge", "SNGAN: the hinge loss with a spectrally normalised discriminator", HingeConfig,
+                       build)

@@ -1,0 +1,27 @@
+"""LSGAN (Mao et al. 2017): the DCGAN networks with the least-squares loss pair on a linear output.
+
+    D loss = 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]        (targets b = 1 for real, a = 0 for fake)
+    G loss = 1/2 E[(D(G(z)) - 1)^2]                        (target c = 1: G wants its fakes read as real)
+
+A fake far on the right side of the boundary still has a large squared error, so its gradient does not vanish
+as the non-saturating loss's does once the discriminator is confident.
+"""
+
+import dataclasses
+
+from facekit import dcgan, gan, losses
+
+
+@dataclasses.dataclass
+class LSGANConfig(dcgan.DCGANConfig):
+    """An LSGAN run: DCGAN's networks and Adam settings, the least-squares loss pair."""
+
+    model: str = "lsgan"
+
+
+def build(config: LSGANConfig) -> gan.GAN:
+    """The DCGAN networks with the least-squares loss pair, compiled."""
+    return dcgan.build(config, losses.LOSS_PAIRS["least_squares"])
+
+
+MODEL = gan.model_spec("lsgan", "LSGAN: DCGAN's networks with the least-squares loss", LSGANConfig, build)
