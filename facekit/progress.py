@@ -79,8 +79,9 @@ def label_image(image: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def plot_losses(log_csv, path, columns=None, smoothing: int = 1) -> Path:
-    """Plot loss columns of a run's log.csv against step (moving average over `smoothing` steps) into a PNG."""
+def plot_losses(log_csv, path, columns=None, smoothing: int = 1, measures=()) -> Path:
+    """Plot loss columns of a run's log.csv against step (moving average over `smoothing` steps) into a PNG;
+    `measures` (e.g. d_real, d_fake, k_t) go in a second panel below, on their own scale."""
     from matplotlib.figure import Figure  # no pyplot: leaves a notebook's own inline plotting alone
 
     with open(log_csv, newline="") as handle:
@@ -88,20 +89,21 @@ def plot_losses(log_csv, path, columns=None, smoothing: int = 1) -> Path:
     if not rows:
         raise ValueError(f"plot_losses: {log_csv} has no rows")
     columns = columns or [name for name in rows[0] if name.endswith("loss")]
+    panels = [(columns, "loss")] + ([(list(measures), "measure")] if measures else [])
     steps = np.array([int(row["step"]) for row in rows])
-    figure = Figure(figsize=(6, 3.5), dpi=100)
-    axes = figure.subplots()
-    for column in columns:
-        values = np.array([float(row[column]) for row in rows])
-        if smoothing > 1 and len(values) >= smoothing:
-            values = np.convolve(values, np.ones(smoothing) / smoothing, mode="valid")
-            axes.plot(steps[smoothing - 1 :], values, label=column)
-        else:
-            axes.plot(steps, values, label=column)
+    figure = Figure(figsize=(6, 3.5 * len(panels)), dpi=100)
+    for axes, (names, label) in zip(np.atleast_1d(figure.subplots(len(panels), 1, sharex=True)), panels):
+        for column in names:
+            values = np.array([float(row[column]) for row in rows])
+            if smoothing > 1 and len(values) >= smoothing:
+                values = np.convolve(values, np.ones(smoothing) / smoothing, mode="valid")
+                axes.plot(steps[smoothing - 1 :], values, label=column)
+            else:
+                axes.plot(steps, values, label=column)
+        axes.set_ylabel(label)
+        axes.legend()
+        axes.grid(alpha=0.3)
     axes.set_xlabel("step")
-    axes.set_ylabel("loss")
-    axes.legend()
-    axes.grid(alpha=0.3)
     figure.tight_layout()
     path = Path(path)
     write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
