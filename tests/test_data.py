@@ -140,8 +140,8 @@ def test_label_files_are_optional(tmp_path, official, cache_dir):
         (official / name).unlink()
     faces = prepare(official, cache_dir, resolution=16)
     assert faces.partitions is None and faces.identities is None and faces.attributes.shape == (6, 40)
-    with pytest.raises(data.CelebAError, match="identity"):
-        faces.split_by_identity()
+    with pytest.warns(data.IdentitySplitWarning, match="split by image"):
+        assert [len(part) for part in faces.split_by_identity()] == [3, 3]
     (official / "list_attr_celeba.txt").unlink()
     faces = prepare(official, cache_dir, resolution=16)
     assert len(faces) == 6 and faces.attributes is None
@@ -341,6 +341,80 @@ def test_split_by_identity_keeps_people_apart():
     assert [part.filenames for part in again] == [part.filenames for part in parts]
     assert faces.split_by_identity((0.8, 0.1, 0.1), seed=4)[1].filenames != parts[1].filenames
     assert len(faces.split_by_identity((0.5,), seed=0)[0]) == 150
+
+
+def synthetic_without(tmp_path, removed, count=200):
+    """The synthetic set in the official layout without the label files `removed`: (folder, {filename: person})."""
+    from facekit import synthetic
+
+    folder = synthetic.write_synthetic_celeba(tmp_path / "faces", count, seed=0)
+    people = dict(line.split() for line in (folder / "identity_CelebA.txt").read_text().splitlines())
+    for name in removed:
+        (folder / name).unlink()
+    return folder, people
+
+
+def people_in(part, people) -> set:
+    return {people[filename] for filename in part.filenames}
+
+
+def test_without_identities_the_partitions_keep_people_apart(tmp_path):
+    folder, people = synthetic_without(tmp_path, ["identity_CelebA.txt"])
+    faces = data.prepare(folder, resolution=8, cache_dir=tmp_path / "cache", progress=False)
+    assert faces.identities is None and set(faces.partitions) == {0, 1, 2}
+    counts = np.bincount(faces.partitions)  # train / valid / test, about 80 / 10 / 10 % of the 200
+
+    with pytest.warns(data.IdentitySplitWarning, match="no identity file .* follows the partition file") as caught:
+        training, heldout = faces.split_by_identity((0.9, 0.1), seed=0)
+    assert len(caught) == 1 and "for 90% / 10% asked" in str(caught[0].message)
+    assert not people_in(training, people) & people_in(heldout, people)
+    assert not set(training.partitions) & set(heldout.partitions)  # whole partitions
+    # train+test | valid (sampled to 20) leaves 4 images short of 180 | 20; train+valid | test would leave 5
+    assert tuple(counts) == (161, 24, 15) and (len(training), len(heldout)) == (176, 20)
+
+    with pytest.warns(data.IdentitySplitWarning, match=f"50.0% / {(counts[1] + counts[2]) / 2:.1f}% of the images for 50% / 50% asked"):
+        halves = faces.split_by_identity((0.5, 0.5), seed=0)
+    assert [len(half) for half in halves] == [100, counts[1] + counts[2]]  # train can give half; valid+test cannot
+    assert not people_in(halves[0], people) & people_in(halves[1], people)
+    assert set(halves[0].partitions) == {0} and len(set(halves[0].filenames)) == 100  # a sample of train
+
+    with pytest.warns(data.IdentitySplitWarning):
+        three = faces.split_by_identity((0.8, 0.1, 0.1), seed=0)
+        again = faces.split_by_identity((0.5, 0.5), seed=0)
+        other_seed = faces.split_by_identity((0.5, 0.5), seed=1)
+    assert [set(part.partitions) for part in three] == [{0}, {1}, {2}]
+    assert [part.filenames for part in again] == [half.filenames for half in halves]
+    assert other_seed[0].filenames != halves[0].filenames and other_seed[1].filenames == halves[1].filenames
+
+
+def test_without_identities_or_partitions_the_split_is_by_image_and_says_so(tmp_path):
+    folder, _ = synthetic_without(tmp_path, ["identity_CelebA.txt", "list_eval_partition.txt"])
+    faces = data.prepare(folder, resolution=8, cache_dir=tmp_path / "cache", progress=False)
+    with pytest.warns(data.IdentitySplitWarning, match=r"no partition file either: split by image \(seed \d\)"):
+        training, heldout = faces.split_by_identity((0.9, 0.1), seed=3)
+        again = faces.split_by_identity((0.9, 0.1), seed=3)
+        other_seed = faces.split_by_identity((0.9, 0.1), seed=4)
+        part_only = faces.split_by_identity((0.25,), seed=3)
+    assert (len(training), len(heldout), len(part_only[0])) == (180, 20, 50)
+    assert sorted(training.filenames + heldout.filenames) == faces.filenames
+    assert again[1].filenames == heldout.filenames and other_seed[1].filenames != heldout.filenames
+
+    # with a partition file but only the first images (all in CelebA's train partition): by image as well
+    folder, _ = synthetic_without(tmp_path / "limited", ["identity_CelebA.txt"])
+    first = data.prepare(folder, resolution=8, cache_dir=tmp_path / "cache", progress=False, limit=40)
+    assert set(first.partitions) == {0}
+    with pytest.warns(data.IdentitySplitWarning, match="40 images lie in fewer partitions than the 2 sets"):
+        assert [len(part) for part in first.split_by_identity((0.5, 0.5))] == [20, 20]
+
+
+def test_command_line_trains_pca_on_celeba_without_an_identity_file(tmp_path, monkeypatch):
+    from facekit import cli
+
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    folder, people = synthetic_without(tmp_path, ["identity_CelebA.txt"], count=80)
+    with pytest.warns(data.IdentitySplitWarning, match="follows the partition file"):
+        status = cli.main(["train", "pca", "--data", str(folder), "--run", str(tmp_path / "run"), "--components", "4"])
+    assert status == 0 and (tmp_path / "run" / "checkpoints" / "eigenfaces.npz").is_file()
 
 
 def batch_indices(dataset, steps):
