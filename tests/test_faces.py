@@ -1,6 +1,9 @@
 """dlib face detection and embeddings: real faces are found and recognised, noise is not, the table counts add up."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +85,43 @@ def test_detect_faces_finds_one_centred_box_in_an_aligned_face():
     assert boxes.shape == (1, 4)
     left, top, right, bottom = boxes[0]
     assert 16 < (left + right) / 2 < 48 and 16 < (top + bottom) / 2 < 48 and right - left > 20
+
+
+# TensorFlow's start-up notices, which TF_CPP_MIN_LOG_LEVEL does not reach (facekit/__init__.py filters them)
+START_UP_NOTICES = ("absl::InitializeLog", "oneDNN", "cuda drivers", "cuInit", "cpu_feature_guard")
+
+
+def test_evaluate_with_worker_processes_prints_no_tensorflow_start_up_notices(tmp_path):
+    from facekit import synthetic
+
+    real = synthetic.write_synthetic_celeba(tmp_path / "real", 60, seed=0)
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    for index, image in enumerate(np.random.default_rng(0).integers(0, 256, (60, 64, 64, 3), dtype=np.uint8)):
+        Image.fromarray(image).save(generated / f"{index:03d}.png")
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["FACEKIT_DATA"] = str(tmp_path / "data")
+    finished = subprocess.run([sys.executable, "-m", "facekit", "evaluate", str(generated), "--real", str(real),
+                               "--count", "60", "--metrics", "faces", "ms_ssim"],  # 2 chunks of 50: 2 workers
+                              capture_output=True, text=True, env=environment, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert "no_face" in finished.stdout and "ms_ssim" in finished.stdout  # dlib's workers and TensorFlow both ran
+    printed = finished.stdout + finished.stderr
+    assert not [notice for notice in START_UP_NOTICES if notice in printed], finished.stderr
+
+
+def test_only_start_up_log_lines_below_the_level_are_dropped():
+    import facekit
+
+    info = b"I0000 00:00:1795371235.222530    3231 port.cc:153] oneDNN custom operations are on.\n"
+    old_style = b"2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not find cuda\n"
+    warning = b"W0000 00:00:1795371235.222530    3231 some.cc:1] a warning\n"
+    cuda_error = b"E0000 00:00:1795371239.212411    3231 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR\n"
+    other_error = b"E0000 00:00:1795371239.212411    3231 kernel.cc:52] something real went wrong\n"
+    python_warning = b"/path/module.py:3: UserWarning: something Python said\n"
+    dropped = {level: [line for line in (info, old_style, warning, cuda_error, other_error, python_warning)
+                       if facekit._is_start_up_notice(line, level)] for level in (0, 1, 2, 3)}
+    assert dropped[0] == []
+    assert dropped[1] == [info, old_style]
+    assert dropped[2] == [info, old_style, warning, cuda_error]
+    assert dropped[3] == [info, old_style, warning, cuda_error, other_error]
