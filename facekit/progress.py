@@ -1,7 +1,7 @@
 """Teaching visuals: image grids, step-labelled training GIFs, loss curves, inline display."""
 
 import csv
-import tempfile
+import io
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -13,6 +13,7 @@ from facekit.files import write_atomically
 
 GIF_SECONDS_PER_FRAME = 0.3
 GIF_LAST_FRAME_SECONDS = 2.0
+DISPLAY_TILE_PIXELS = 128  # show_image enlarges smaller grid tiles to at least this
 
 
 def control_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
@@ -110,13 +111,38 @@ def plot_losses(log_csv, path, columns=None, smoothing: int = 1, measures=()) ->
     return path
 
 
-def show_image(path_or_images, columns: int | None = None):
-    """Display a PNG/GIF file, or a batch of images as a grid, inline in a notebook."""
+def show_image(path_or_images, columns: int | None = None, title: str | None = None, scale: int | None = None):
+    """Display a PNG/GIF file, or a batch of images (uint8, or float in [-1, 1]) as a grid, inline in a notebook.
+
+    title: one line printed above the picture saying what it shows, e.g. "rows: k = 10, 50, 200; columns: faces".
+    scale: whole enlargement factor. A grid is enlarged with nearest neighbours, by default until each tile is at
+    least DISPLAY_TILE_PIXELS across (64-pixel faces show at 128); a file is shown at its own size unless `scale`
+    is given (then the browser enlarges it).
+    """
     from IPython.display import Image as IPythonImage
     from IPython.display import display
 
+    if title:
+        print(title)
     if isinstance(path_or_images, (str, Path)):
-        return display(IPythonImage(filename=str(path_or_images)))
-    with tempfile.TemporaryDirectory() as folder:
-        grid_path = save_grid(path_or_images, Path(folder) / "grid.png", columns)
-        return display(IPythonImage(data=grid_path.read_bytes(), format="png"))
+        if not scale or scale == 1:
+            return display(IPythonImage(filename=str(path_or_images)))
+        with Image.open(path_or_images) as opened:
+            width = opened.width
+        return display(IPythonImage(filename=str(path_or_images), width=width * int(scale)))
+    images = to_uint8(path_or_images)
+    grid = image_grid(images, columns)
+    scale = int(scale) if scale else display_scale(images.shape[1])
+    buffer = io.BytesIO()
+    Image.fromarray(_enlarge(grid, scale)).save(buffer, format="png")
+    return display(IPythonImage(data=buffer.getvalue(), format="png"))
+
+
+def display_scale(tile_pixels: int) -> int:
+    """The nearest-neighbour enlargement show_image gives tiles of this many pixels: 2 for 64, 1 from 128 up."""
+    return int(np.clip(DISPLAY_TILE_PIXELS // max(tile_pixels, 1), 1, 4))
+
+
+def _enlarge(picture: np.ndarray, scale: int) -> np.ndarray:
+    """uint8 [H, W, C] -> [H*scale, W*scale, C], each pixel repeated (nearest neighbour, no blur)."""
+    return picture if scale == 1 else picture.repeat(scale, axis=0).repeat(scale, axis=1)

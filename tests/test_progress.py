@@ -51,3 +51,37 @@ def test_plot_losses_writes_a_png(tmp_path):
     log.write_text("step,d_loss,g_loss,seconds\n1,0.7,0.7,0.1\n2,0.6,0.9,0.2\n3,0.5,1.1,0.3\n")
     path = progress.plot_losses(log, tmp_path / "losses.png")
     assert iio.imread(path).shape[2] in (3, 4)
+
+
+def displayed_pictures(monkeypatch):
+    """What show_image hands IPython's display: a list that fills with the displayed objects."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    return shown
+
+
+def test_show_image_enlarges_small_tiles_with_nearest_neighbours_and_prints_the_title(monkeypatch, capsys, tmp_path):
+    shown = displayed_pictures(monkeypatch)
+    images = np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    progress.show_image(images, columns=3, title="rows: two seeds; columns: three steps")
+    picture = iio.imread(shown[-1].data)
+    grid = progress.image_grid(images, columns=3)
+    assert picture.shape == (2 * grid.shape[0], 2 * grid.shape[1], 3)  # 64-pixel tiles shown at 128
+    np.testing.assert_array_equal(picture[::2, ::2], grid)  # every pixel repeated, none blended
+    np.testing.assert_array_equal(picture[1::2, 1::2], grid)
+    assert capsys.readouterr().out == "rows: two seeds; columns: three steps\n"
+
+    progress.show_image(np.zeros((2, 128, 128, 3), np.uint8))  # large enough already; no title, nothing printed
+    assert iio.imread(shown[-1].data).shape == progress.image_grid(np.zeros((2, 128, 128, 3), np.uint8)).shape
+    progress.show_image(images[:1], scale=3)
+    assert iio.imread(shown[-1].data).shape == (3 * 68, 3 * 68, 3)
+    assert capsys.readouterr().out == ""
+    assert [progress.display_scale(pixels) for pixels in (16, 32, 64, 100, 128, 256)] == [4, 4, 2, 1, 1, 1]
+
+    gif = progress.save_gif([images[0], images[1]], tmp_path / "a.gif")
+    progress.show_image(gif)
+    assert shown[-1].width is None  # a file at its own size...
+    progress.show_image(gif, scale=2, title="the GIF")
+    assert shown[-1].width == 2 * 64 and capsys.readouterr().out == "the GIF\n"  # ...unless asked
