@@ -75,27 +75,23 @@ def test_evaluate_refuses_unknown_metrics_and_mismatched_sizes(cartoon_faces):
         evaluate.evaluate(cartoon_faces[:, :32, :32], cartoon_faces, metric_groups=("swd",))
 
 
-def test_a_dcgan_run_is_sampled_from_its_latest_checkpoint(tmp_path):
-    import tensorflow as tf
-
+def test_a_gan_run_is_sampled_from_its_moving_average_at_the_latest_checkpoint(tmp_path):
     from facekit import dcgan
-    from facekit.training import RunFolder
 
-    config = dcgan.DCGANConfig(resolution=32, latent_dim=8, filters=4, precision="float32")
-    run = RunFolder(tmp_path / "run")
-    run.start(vars(config), resume=False)
-    generator = dcgan.build_generator(32, latent_dim=8, filters=4)
-    generator.layers[-1].kernel.assign(generator.layers[-1].kernel * 3)  # weights a fresh build would not have
-    tf.train.Checkpoint(generator=generator).save(run.checkpoints_dir / "ckpt")
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    config = dcgan.DCGANConfig(resolution=32, latent_dim=8, filters=4, batch_size=4, steps=4, snapshot_every=2,
+                               grid_size=4, precision="float32", ema_half_life=8)
+    run = dcgan.MODEL.train(images, tmp_path / "run", config, show_progress=False)
     sampled = evaluate.sample_run(run.path, count=5, seed=7)
     noise = np.random.default_rng(7).standard_normal((5, 8)).astype(np.float32)
-    expected = evaluate.progress.to_uint8(generator(noise, training=False))
+    model = dcgan.MODEL.load(run.path)
     assert sampled.shape == (5, 32, 32, 3) and sampled.dtype == np.uint8
-    np.testing.assert_array_equal(sampled, expected)
+    np.testing.assert_array_equal(sampled, evaluate.progress.to_uint8(model.generator_ema(noise, training=False)))
+    assert not np.allclose(model.generate(noise), model.generator(noise, training=False), atol=1e-6)
     np.testing.assert_array_equal(evaluate.generated_images(run.path, 5, seed=7), sampled)
 
     run.write_config({**vars(config), "model": "gan9000"})
-    with pytest.raises(ValueError, match="cannot sample model 'gan9000'"):
+    with pytest.raises(ValueError, match="unknown model 'gan9000'"):
         evaluate.sample_run(run.path, count=2)
 
 
@@ -123,16 +119,14 @@ def test_a_pca_run_is_sampled_from_its_eigenfaces(tmp_path):
 
 
 def test_the_command_line_evaluates_a_run_and_an_image_folder(tmp_path, monkeypatch, capsys):
-    import tensorflow as tf
-
     from facekit import cli, data, dcgan
-    from facekit.training import RunFolder
 
     monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")  # caches go here, not into the repository
     source = synthetic.write_synthetic_celeba(tmp_path / "celeba", 20, seed=0)
-    run = RunFolder(tmp_path / "run")
-    run.start(vars(dcgan.DCGANConfig(resolution=32, latent_dim=8, filters=4, precision="float32")), resume=False)
-    tf.train.Checkpoint(generator=dcgan.build_generator(32, latent_dim=8, filters=4)).save(run.checkpoints_dir / "c")
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    config = dcgan.DCGANConfig(resolution=32, latent_dim=8, filters=4, batch_size=4, steps=1, grid_size=4,
+                               precision="float32")
+    run = dcgan.MODEL.train(images, tmp_path / "run", config, show_progress=False)
     arguments = ["--real", str(source), "--count", "12", "--metrics", "swd", "ms_ssim", "neighbours"]
     assert cli.main(["evaluate", str(run.path), *arguments]) == 0
     printed = capsys.readouterr().out

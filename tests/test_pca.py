@@ -188,7 +188,7 @@ def test_bad_settings_are_refused_before_any_data_is_read(tmp_path, capsys):
     from facekit import cli
 
     missing = tmp_path / "no-such-folder"
-    for option, value, message in (("--heldout", "1.5", "--heldout must be a fraction in [0, 1)"),
+    for option, value, message in (("--heldout", "1.5", "heldout must be a fraction in [0, 1)"),
                                    ("--components", "0", "components must be at least 1"),
                                    ("--power-iterations", "-1", "power_iterations must be at least 0")):
         assert cli.main(["train", "pca", "--data", str(missing), "--run", str(tmp_path / "run"), option, value]) == 1

@@ -62,3 +62,12 @@ def test_long_runs_are_thinned_to_evenly_spaced_frames(tmp_path):
 
     with Image.open(run.write_gif(max_frames=4)) as gif:
         assert gif.n_frames == 4
+
+
+def test_precision_is_explicit_or_resolved():
+    from facekit.training import resolve_precision
+
+    assert resolve_precision("float32") == "float32"
+    assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("float16")
