@@ -51,3 +51,34 @@ def test_bad_input_gives_one_line_and_status_1(arguments, reason, capsys):
     assert main(arguments) == 1
     error = capsys.readouterr().err.strip()
     assert reason in error and len(error.splitlines()) == 1
+
+
+def test_train_any_model_then_sample_and_compare(tmp_path, monkeypatch, capsys):
+    import csv
+
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    faces_dir = tmp_path / "faces"
+    assert main(["synth", str(faces_dir), "--count", "48", "--seed", "1"]) == 0
+    tiny = ["--data", str(faces_dir), "--resolution", "32", "--steps", "2", "--batch-size", "4", "--filters", "4",
+            "--latent-dim", "8", "--snapshot-every", "1", "--heldout", "0.25"]
+    for model in ("wgan-gp", "began"):
+        assert main(["train", model, *tiny, "--run", str(tmp_path / model)]) == 0
+        saved = RunFolder(tmp_path / model).read_config()
+        assert saved["model"] == model and saved["heldout"] == 0.25 and saved["source"] == str(faces_dir.resolve())
+    assert RunFolder(tmp_path / "wgan-gp").read_config()["n_critic"] == 5  # the model's own default
+
+    out = tmp_path / "samples"
+    assert main(["sample", str(tmp_path / "began"), "--count", "5", "--out", str(out), "--seed", "2"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == [f"{index:06d}.png" for index in range(5)]
+    assert "wrote 5 faces (32x32)" in capsys.readouterr().out
+
+    table = tmp_path / "table.md"
+    runs = [str(tmp_path / "wgan-gp"), str(tmp_path / "began")]
+    assert main(["compare", *runs, "--count", "6", "--metrics", "swd", "ms_ssim", "--out", str(table)]) == 0
+    lines = table.read_text().splitlines()
+    assert lines[0] == "| set | SWD | MS-SSIM |" and [line.split(" | ")[0] for line in lines[2:]] == [
+        "| wgan-gp", "| began", "| real"]
+    with open(table.with_suffix(".csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["set"] for row in rows] == ["wgan-gp", "began", "real"] and float(rows[0]["swd_avg"]) > 0
+    assert table.read_text().strip() in capsys.readouterr().out
