@@ -240,13 +240,19 @@ def prepare(source=None, resolution: int = 64, crop: str = DEFAULT_CROP, strict:
 
 
 def to_float(images) -> np.ndarray:
-    """uint8 [..., 3] in 0..255 -> float32 in [-1, 1], the range the models work in."""
-    return np.asarray(images, np.float32) / np.float32(127.5) - np.float32(1)
+    """uint8 [..., 3] in 0..255 -> float32 in [-1, 1], the range the models work in (floats pass through)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        return images.astype(np.float32)
+    return images.astype(np.float32) / np.float32(127.5) - np.float32(1)
 
 
 def to_uint8(images) -> np.ndarray:
-    """float in [-1, 1] (clipped) -> uint8 in 0..255, rounded."""
-    return np.clip(np.rint((np.asarray(images, np.float32) + 1) * 127.5), 0, 255).astype(np.uint8)
+    """float in [-1, 1] (clipped) -> uint8 in 0..255, rounded (uint8 passes through)."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.rint((images.astype(np.float32) + 1) * 127.5), 0, 255).astype(np.uint8)
 
 
 def batches(images, batch_size: int, seed: int, start_step: int = 0):

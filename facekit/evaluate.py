@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit import faces, metrics, progress
+from facekit import data, faces, metrics
 from facekit.files import write_atomically
 
 METRIC_GROUPS = ("swd", "faces", "ms_ssim", "neighbours", "inception")
@@ -54,7 +54,7 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
     unknown = sorted(set(metric_groups) - set(METRIC_GROUPS))
     if unknown:
         raise ValueError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRIC_GROUPS)}")
-    generated, real = progress.to_uint8(generated), progress.to_uint8(real)
+    generated, real = data.to_uint8(generated), data.to_uint8(real)
     if generated.shape[1:] != real.shape[1:]:
         raise ValueError(f"generated images are {generated.shape[1:]} but real ones {real.shape[1:]}: "
                          f"prepare the real set at the generated resolution")
@@ -65,7 +65,7 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
     real_embeddings = None if real_embeddings is None else real_embeddings[:count]
     if training is None:
         training, training_embeddings = real, real_embeddings
-    training = progress.to_uint8(training)
+    training = data.to_uint8(training)
     row, grids = {"images": count}, {}
     if "swd" in metric_groups:
         row.update(metrics.sliced_wasserstein_distance(generated, real, seed=seed))
@@ -130,7 +130,6 @@ class RealSets:
 
 def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, crop=None) -> RealSets:
     """The real faces to compare a run (or, run_dir None, an image folder) with, cut and split as it was trained."""
-    from facekit import data
     from facekit.training import RunFolder
 
     config = RunFolder(run_dir).read_config() if run_dir is not None else {}
@@ -230,13 +229,13 @@ def sample_run(run_dir, count: int, seed: int = 0) -> np.ndarray:
     from facekit import registry
 
     spec, _ = registry.model_of_run(run_dir)
-    return progress.to_uint8(spec.sample(run_dir, count, seed))
+    return data.to_uint8(spec.sample(run_dir, count, seed))
 
 
 def write_image_folder(images, folder) -> Path:
     """Write uint8 images [N, R, R, 3] as 000000.png, 000001.png, ... into `folder` (each atomically)."""
     folder = Path(folder)
-    for index, image in enumerate(progress.to_uint8(images)):
+    for index, image in enumerate(data.to_uint8(images)):
         save_picture(image, folder / f"{index:06d}.png")
     return folder
 
@@ -269,8 +268,6 @@ def sample_images(images, count: int, seed: int = 0) -> np.ndarray:
 
 def cached_face_embeddings(images, workers: int | None = None) -> np.ndarray:
     """faces.face_embeddings(images), kept in DATA_DIR/cache keyed by the images' bytes (real sets are reused)."""
-    from facekit import data
-
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
     path = Path(data.DATA_DIR) / "cache" / f"face_embeddings_{digest}.npy"
     if path.exists():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facekit import metrics, progress
+from facekit import data, metrics
 
 UPSAMPLE = 1  # face_recognition's default number_of_times_to_upsample
 MATCH_TOLERANCE = 0.6  # face_recognition's default tolerance for "same person"
@@ -53,7 +53,7 @@ def detect_faces(images, upsample: int = UPSAMPLE) -> list[np.ndarray]:
     """Face boxes in each image of uint8 [N, H, W, 3]: one int [F, 4] array (left, top, right, bottom) per image."""
     detector = _load_models()["detector"]
     boxes = []
-    for image in progress.to_uint8(images):
+    for image in data.to_uint8(images):
         found = detector(np.ascontiguousarray(image), upsample)
         corners = [[box.left(), box.top(), box.right(), box.bottom()] for box in found]
         boxes.append(np.array(corners, int).reshape(-1, 4))
@@ -68,7 +68,7 @@ def face_embeddings(images, workers: int | None = None, upsample: int = UPSAMPLE
     processes share the work (default: the available cores, at most 4; 1, or a system without fork, runs in this
     process). Same images, same numbers.
     """
-    images = progress.to_uint8(images)
+    images = data.to_uint8(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"face_embeddings: expected images [N, H, W, 3], got shape {images.shape}")
     chunks = [images[start : start + chunk_size] for start in range(0, len(images), chunk_size)]

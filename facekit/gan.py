@@ -267,7 +267,7 @@ def sample(run_dir, count: int, seed: int = 0, config_class: type = GANConfig, b
     """`count` faces uint8 [count, R, R, 3] from a run's sampling generator, noise from default_rng(seed)."""
     model = load(run_dir, config_class, build)
     noise = np.random.default_rng(seed).standard_normal((count, model.latent_dim)).astype(np.float32)
-    return progress.to_uint8(model.generate(noise))
+    return data.to_uint8(model.generate(noise))
 
 
 def model_spec(name: str, summary: str, config_class: type, build):

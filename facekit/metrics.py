@@ -8,7 +8,7 @@ import numpy as np
 import scipy.linalg
 import scipy.ndimage
 
-from facekit import progress
+from facekit import data, progress
 
 # Sliced Wasserstein distance, the progressive-GAN protocol (Karras et al. 2018, metrics/sliced_wasserstein.py).
 SWD_NEIGHBOURHOOD = 7  # descriptors are 7x7x3 neighbourhoods of one pyramid level
@@ -190,7 +190,7 @@ def inception_features(images, batch_size: int = 50, network=None) -> np.ndarray
     import tensorflow as tf
 
     network = network or inception_network()
-    images = progress.to_uint8(images)
+    images = data.to_uint8(images)
     features = []
     for start in range(0, len(images), batch_size):
         batch = tf.image.resize(tf.cast(images[start : start + batch_size], tf.float32),
@@ -224,7 +224,7 @@ def ms_ssim(images_a, images_b) -> np.ndarray:
     """
     import tensorflow as tf
 
-    images_a, images_b = progress.to_uint8(images_a), progress.to_uint8(images_b)
+    images_a, images_b = data.to_uint8(images_a), data.to_uint8(images_b)
     weights = ms_ssim_weights(min(images_a.shape[1:3]))
     return tf.image.ssim_multiscale(tf.constant(images_a), tf.constant(images_b), max_val=255,
                                     power_factors=weights, filter_size=MS_SSIM_FILTER_SIZE,
@@ -248,7 +248,7 @@ def mean_pairwise_ms_ssim(images, pairs: int = 1000, seed: int = 0, batch_size: 
     Higher means more alike (less diverse); compare with the same figure for real images. Pairs come from
     np.random.default_rng(seed): first indices, then offsets 1..N-1 to the second index.
     """
-    images = progress.to_uint8(images)
+    images = data.to_uint8(images)
     if len(images) < 2:
         raise ValueError(f"mean_pairwise_ms_ssim: need at least 2 images, got {len(images)}")
     rng = np.random.default_rng(seed)
@@ -290,7 +290,7 @@ def nearest_neighbours(queries, references, k: int = 5, batch_size: int = 256) -
 
 def neighbour_grid(queries, references, indices) -> np.ndarray:
     """One row per query: the query, then its nearest references. uint8 picture; queries [M, H, W, 3], indices [M, k]"""
-    queries, references = progress.to_uint8(queries), progress.to_uint8(references)
+    queries, references = data.to_uint8(queries), data.to_uint8(references)
     rows = [np.concatenate([query[None], references[row]]) for query, row in zip(queries, np.asarray(indices))]
     return progress.image_grid(np.concatenate(rows), columns=1 + np.asarray(indices).shape[1])
 
@@ -313,7 +313,7 @@ def _pyramid_up(images: np.ndarray) -> np.ndarray:
 
 
 def _as_float_pixels(images) -> np.ndarray:
-    images = progress.to_uint8(images)
+    images = data.to_uint8(images)
     if images.ndim != 4 or images.shape[1] != images.shape[2]:
         raise ValueError(f"expected square images [N, R, R, C], got shape {images.shape}")
     return images.astype(np.float32)

@@ -73,7 +73,7 @@ class Eigenfaces:
 
     def decode(self, coefficients) -> np.ndarray:
         """coefficients float [N, k] (k <= components fitted) -> images float32 [N, H, W, 3], about [-1, 1]
-        (not clipped; `progress.to_uint8` clips for display)."""
+        (not clipped; `data.to_uint8` clips for display)."""
         coefficients = np.asarray(coefficients, np.float32)
         k = self._check_k(coefficients.shape[-1])
         flat = coefficients @ self.components[:k] + self.mean.reshape(-1)
@@ -198,9 +198,9 @@ def train_run(faces, run_dir, config: PCAConfig, resume: bool = False, show_prog
 
 def sample(run_dir, count: int, seed: int = 0) -> np.ndarray:
     """`count` faces uint8 [count, R, R, 3] drawn from a run's eigenfaces (`Eigenfaces.sample`)."""
-    from facekit import progress
+    from facekit import data
 
-    return progress.to_uint8(load_eigenfaces(run_dir).sample(count, seed))
+    return data.to_uint8(load_eigenfaces(run_dir).sample(count, seed))
 
 
 def train(images, run_dir, config: PCAConfig, heldout=None, show_progress: bool = True):

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facekit import data
+from facekit.data import to_uint8  # noqa: F401  (lessons call it as progress.to_uint8 too)
 from facekit.files import write_atomically
 
 GIF_SECONDS_PER_FRAME = 0.3
@@ -19,12 +19,6 @@ DISPLAY_TILE_PIXELS = 128  # show_image enlarges smaller grid tiles to at least 
 def control_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
     """The fixed latent vectors rendered at every snapshot: float32 [count, latent_dim], N(0, 1)."""
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
-
-
-def to_uint8(images) -> np.ndarray:
-    """Images as uint8 [N, H, W, 3]: uint8 passes through, floats are read as [-1, 1]."""
-    images = np.asarray(images)
-    return images if images.dtype == np.uint8 else data.to_uint8(images)
 
 
 def image_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarray:

@@ -143,7 +143,7 @@ class VAE(keras.Model):
 
     def reconstruct(self, images, batch_size: int = 256) -> np.ndarray:
         """images uint8 or float [-1, 1], [N, R, R, 3] -> decoder(encoder mean), float32 [N, R, R, 3] in [-1, 1]."""
-        return np.concatenate([np.asarray(self(_to_float(images[start : start + batch_size])))
+        return np.concatenate([np.asarray(self(data.to_float(images[start : start + batch_size])))
                                for start in range(0, len(images), batch_size)])
 
     def sample(self, latents) -> np.ndarray:
@@ -209,13 +209,8 @@ def sample(run_dir, count: int, seed: int = 0, batch_size: int = 250) -> np.ndar
     """`count` faces uint8 [count, R, R, 3] decoded from N(0, I) latents drawn by default_rng(seed)."""
     model = load_vae(run_dir)
     latents = np.random.default_rng(seed).standard_normal((count, model.encoder.output[0].shape[-1]))
-    return np.concatenate([progress.to_uint8(model.sample(latents[start : start + batch_size].astype(np.float32)))
+    return np.concatenate([data.to_uint8(model.sample(latents[start : start + batch_size].astype(np.float32)))
                            for start in range(0, count, batch_size)])
-
-
-def _to_float(images) -> np.ndarray:
-    images = np.asarray(images)
-    return data.to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def _downsamplings(resolution: int) -> int:

@@ -86,7 +86,7 @@ def test_a_gan_run_is_sampled_from_its_moving_average_at_the_latest_checkpoint(t
     noise = np.random.default_rng(7).standard_normal((5, 8)).astype(np.float32)
     model = dcgan.MODEL.load(run.path)
     assert sampled.shape == (5, 32, 32, 3) and sampled.dtype == np.uint8
-    np.testing.assert_array_equal(sampled, evaluate.progress.to_uint8(model.generator_ema(noise, training=False)))
+    np.testing.assert_array_equal(sampled, evaluate.data.to_uint8(model.generator_ema(noise, training=False)))
     assert not np.allclose(model.generate(noise), model.generator(noise, training=False), atol=1e-6)
     np.testing.assert_array_equal(evaluate.generated_images(run.path, 5, seed=7), sampled)
 
@@ -104,7 +104,7 @@ def test_a_vae_run_is_sampled_from_its_prior(tmp_path):
     run = vae.train(images, tmp_path / "run", config, show_progress=False)
     sampled = evaluate.sample_run(run.path, count=3, seed=1)
     latents = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
-    np.testing.assert_array_equal(sampled, evaluate.progress.to_uint8(vae.load_vae(run.path).sample(latents)))
+    np.testing.assert_array_equal(sampled, evaluate.data.to_uint8(vae.load_vae(run.path).sample(latents)))
 
 
 def test_a_pca_run_is_sampled_from_its_eigenfaces(tmp_path):
@@ -113,7 +113,7 @@ def test_a_pca_run_is_sampled_from_its_eigenfaces(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
     run = pca.train(images, tmp_path / "run", pca.PCAConfig(components=3, grid_size=4), show_progress=False)
     sampled = evaluate.sample_run(run.path, count=4, seed=2)
-    expected = evaluate.progress.to_uint8(pca.load_eigenfaces(run.path).sample(4, seed=2))
+    expected = evaluate.data.to_uint8(pca.load_eigenfaces(run.path).sample(4, seed=2))
     np.testing.assert_array_equal(sampled, expected)
     assert len(np.unique(sampled.reshape(4, -1), axis=0)) == 4
 
