@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--count", type=int, required=True)
     sample.add_argument("--out", type=Path, required=True, help="folder for the PNG files (000000.png, ...)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--step", type=int, default=None,
+                        help="a saved checkpoint's step (a milestone, or one of the last 3; default: the latest)")
     sample.set_defaults(handler=run_sample)
 
     measure = commands.add_parser("evaluate", help="measure generated faces against real ones (evaluation.csv/json)")
@@ -123,7 +125,7 @@ def run_sample(arguments) -> None:
 
     if arguments.count < 1:
         raise ValueError(f"--count must be at least 1, got {arguments.count}")
-    images = evaluate.sample_run(arguments.run_dir, arguments.count, seed=arguments.seed)
+    images = evaluate.sample_run(arguments.run_dir, arguments.count, seed=arguments.seed, step=arguments.step)
     evaluate.write_image_folder(images, arguments.out)
     print(f"wrote {len(images)} faces ({images.shape[2]}x{images.shape[1]}) to {arguments.out}")
 

@@ -223,13 +223,13 @@ def generated_images(target, count: int, seed: int = 0) -> np.ndarray:
     raise FileNotFoundError(f"{target}: neither a run folder (no run.json) nor a folder of images")
 
 
-def sample_run(run_dir, count: int, seed: int = 0) -> np.ndarray:
+def sample_run(run_dir, count: int, seed: int = 0, step: int | None = None) -> np.ndarray:
     """`count` images uint8 [count, R, R, 3] from the model of a run folder (run.json's "model", any model of
-    facekit.registry; GANs draw from their moving-average generator)."""
+    facekit.registry; GANs draw from their moving-average generator), at its latest checkpoint or at `step`."""
     from facekit import registry
 
     spec, _ = registry.model_of_run(run_dir)
-    return data.to_uint8(spec.sample(run_dir, count, seed))
+    return data.to_uint8(spec.sample(run_dir, count, seed, step=step))
 
 
 def write_image_folder(images, folder) -> Path:

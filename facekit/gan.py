@@ -246,14 +246,12 @@ def train(faces, run_dir, config: GANConfig, build, resume: bool = False, show_p
                      resume, show_progress, config.model, measure_columns=model.measure_columns)
 
 
-def load(run_dir, config_class: type, build) -> GAN:
-    """The GAN of a run folder at its latest checkpoint (all networks, for sampling or inspection)."""
+def load(run_dir, config_class: type, build, step: int | None = None) -> GAN:
+    """The GAN of a run folder at its latest checkpoint, or at `step` (all networks, to sample or inspect)."""
     run = RunFolder(run_dir)
     config = config_class(**run.read_config())
     model = build(config)
-    latest = tf.train.latest_checkpoint(run.checkpoints_dir)
-    if latest is None:
-        raise FileNotFoundError(f"{run.checkpoints_dir}: no checkpoint to load a generator from")
+    latest = run.checkpoint(step)
     items = {name: value for name, value in model.checkpoint_items().items() if "optimizer" not in name}
     try:
         tf.train.Checkpoint(**items).restore(latest).assert_existing_objects_matched().expect_partial()
@@ -263,9 +261,11 @@ def load(run_dir, config_class: type, build) -> GAN:
     return model
 
 
-def sample(run_dir, count: int, seed: int = 0, config_class: type = GANConfig, build=None) -> np.ndarray:
-    """`count` faces uint8 [count, R, R, 3] from a run's sampling generator, noise from default_rng(seed)."""
-    model = load(run_dir, config_class, build)
+def sample(run_dir, count: int, seed: int = 0, step: int | None = None, config_class: type = GANConfig,
+           build=None) -> np.ndarray:
+    """`count` faces uint8 [count, R, R, 3] from a run's sampling generator (at its latest checkpoint, or at
+    `step`), noise from default_rng(seed)."""
+    model = load(run_dir, config_class, build, step)
     noise = np.random.default_rng(seed).standard_normal((count, model.latent_dim)).astype(np.float32)
     return data.to_uint8(model.generate(noise))
 

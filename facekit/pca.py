@@ -196,11 +196,12 @@ def train_run(faces, run_dir, config: PCAConfig, resume: bool = False, show_prog
     return run
 
 
-def sample(run_dir, count: int, seed: int = 0) -> np.ndarray:
-    """`count` faces uint8 [count, R, R, 3] drawn from a run's eigenfaces (`Eigenfaces.sample`)."""
+def sample(run_dir, count: int, seed: int = 0, step: int | None = None) -> np.ndarray:
+    """`count` faces uint8 [count, R, R, 3] drawn from a run's eigenfaces (`Eigenfaces.sample`); step: a number
+    of components, all of them by default."""
     from facekit import data
 
-    return data.to_uint8(load_eigenfaces(run_dir).sample(count, seed))
+    return data.to_uint8(load_eigenfaces(run_dir).sample(count, seed, k=step))
 
 
 def train(images, run_dir, config: PCAConfig, heldout=None, show_progress: bool = True):

@@ -15,7 +15,8 @@ MODEL_MODULES = ("facekit.pca", "facekit.vae", "facekit.dcgan", "facekit.lsgan",
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A trainable model. train(faces, run_dir, config, resume=False, show_progress=True) -> RunFolder;
-    sample(run_dir, count, seed=0) -> uint8 [count, R, R, 3]; load(run_dir): the trained model, if it has one."""
+    sample(run_dir, count, seed=0, step=None) -> uint8 [count, R, R, 3] (step: a saved checkpoint, default the
+    latest); load(run_dir): the trained model."""
 
     name: str
     summary: str

@@ -243,6 +243,23 @@ class RunFolder:
         """Keep the state of `manager`'s checkpoint at `step` for good, in checkpoints/milestones/."""
         return manager.checkpoint.write(str(self.milestones_dir / f"ckpt-{step}"))
 
+    def checkpoint(self, step: int | None = None) -> str:
+        """The checkpoint prefix to load: the latest, or the one (rolling or milestone) saved at `step`."""
+        import tensorflow as tf
+
+        if step is None:
+            latest = tf.train.latest_checkpoint(self.checkpoints_dir)
+            if latest is None:
+                raise FileNotFoundError(f"{self.checkpoints_dir}: no checkpoint to load")
+            return latest
+        state = tf.train.get_checkpoint_state(self.checkpoints_dir)
+        rolling = [(int(path.rsplit("-", 1)[1]), path) for path in (state.all_model_checkpoint_paths if state else [])]
+        saved = dict(rolling + self.milestones())
+        if step not in saved:
+            raise FileNotFoundError(f"{self.checkpoints_dir}: no checkpoint at step {step}; "
+                                    f"saved: {', '.join(map(str, sorted(saved))) or 'none'}")
+        return saved[step]
+
     def milestones(self) -> list[tuple[int, str]]:
         """(step, checkpoint prefix) of every milestone checkpoint, in step order."""
         found = [(int(path.name[len("ckpt-"):-len(".index")]), str(path.with_suffix("")))

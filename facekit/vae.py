@@ -194,20 +194,19 @@ def checkpoint_manager(run: RunFolder, model: VAE):
     return run.checkpoint_manager(encoder=model.encoder, decoder=model.decoder, optimizer=model.optimizer)
 
 
-def load_vae(run_dir) -> VAE:
-    """The VAE of a finished or stopped run, at its latest checkpoint."""
+def load_vae(run_dir, step: int | None = None) -> VAE:
+    """The VAE of a finished or stopped run, at its latest checkpoint or at `step`."""
     run = RunFolder(run_dir)
     model = build_vae(VAEConfig(**run.read_config()))
-    latest = tf.train.latest_checkpoint(run.checkpoints_dir)
-    if latest is None:
-        raise FileNotFoundError(f"{run.checkpoints_dir}: no checkpoint to load a VAE from")
-    tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder).restore(latest).expect_partial()
+    checkpoint = run.checkpoint(step)
+    tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder).restore(checkpoint).expect_partial()
     return model
 
 
-def sample(run_dir, count: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
-    """`count` faces uint8 [count, R, R, 3] decoded from N(0, I) latents drawn by default_rng(seed)."""
-    model = load_vae(run_dir)
+def sample(run_dir, count: int, seed: int = 0, step: int | None = None, batch_size: int = 250) -> np.ndarray:
+    """`count` faces uint8 [count, R, R, 3] decoded from N(0, I) latents drawn by default_rng(seed), at the
+    latest checkpoint or at `step`."""
+    model = load_vae(run_dir, step)
     latents = np.random.default_rng(seed).standard_normal((count, model.encoder.output[0].shape[-1]))
     return np.concatenate([data.to_uint8(model.sample(latents[start : start + batch_size].astype(np.float32)))
                            for start in range(0, count, batch_size)])

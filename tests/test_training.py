@@ -71,3 +71,25 @@ def test_precision_is_explicit_or_resolved():
     assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("float16")
+
+
+def test_a_checkpoint_is_found_by_step_among_the_rolling_ones_and_the_milestones(tmp_path):
+    import tensorflow as tf
+
+    run = RunFolder(tmp_path / "run")
+    manager = run.checkpoint_manager(value=tf.Variable(0.0))
+    for step in (10, 20, 30, 40):
+        manager.checkpoint.value.assign(step)
+        manager.save(checkpoint_number=step)
+        if step == 10:
+            run.save_milestone(manager, step)
+    assert run.checkpoint().endswith("ckpt-40")
+    assert [step for step, _ in run.milestones()] == [10]
+    restored = tf.train.Checkpoint(value=tf.Variable(0.0))
+    restored.restore(run.checkpoint(10)).assert_consumed()
+    assert float(restored.value.numpy()) == 10.0  # the rolling ckpt-10 is gone; the milestone kept it
+    assert run.checkpoint(20).endswith("ckpt-20")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at step 15; saved: 10, 20, 30, 40"):
+        run.checkpoint(15)
+    with pytest.raises(FileNotFoundError, match="no checkpoint to load"):
+        RunFolder(tmp_path / "empty").checkpoint()
