@@ -286,14 +286,18 @@ def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=
         epochs, offsets = np.divmod(positions, count)
         return np.concatenate([permutation(epoch)[offsets[epochs == epoch]] for epoch in np.unique(epochs)])
 
+    def rows(step):
+        chosen = indices(step)
+        pixels = np.take(images, chosen, axis=0)
+        return pixels if labels is None else (pixels, np.take(labels, chosen, axis=0).astype(np.float32))
+
     def batch(step):
-        rows = tf.numpy_function(indices, [step], tf.int64, stateful=False)
-        pixels = tf.numpy_function(lambda chosen: np.take(images, chosen, axis=0), [rows], tf.uint8, stateful=False)
-        pixels = tf.ensure_shape(pixels, (batch_size, *images.shape[1:]))
-        result = {"images": tf.cast(pixels, tf.float32) / 127.5 - 1.0}
+        if labels is None:
+            pixels = tf.numpy_function(rows, [step], tf.uint8, stateful=False)
+        else:
+            pixels, values = tf.numpy_function(rows, [step], (tf.uint8, tf.float32), stateful=False)
+        result = {"images": tf.cast(tf.ensure_shape(pixels, (batch_size, *images.shape[1:])), tf.float32) / 127.5 - 1}
         if labels is not None:
-            values = tf.numpy_function(lambda chosen: np.take(labels, chosen, axis=0).astype(np.float32), [rows],
-                                       tf.float32, stateful=False)
             result["labels"] = tf.ensure_shape(values, (batch_size, *np.shape(labels)[1:]))
         return result
 

@@ -458,3 +458,16 @@ def test_real_celeba_sample(tmp_path, monkeypatch):
     assert np.abs(faces.images[0].astype(float) - np.asarray(classic)).mean() < 3
     monkeypatch.setattr(data, "_decode_face", None)  # a second call must not decode
     np.testing.assert_array_equal(prepare(CELEBA, tmp_path, resolution=64, limit=500).images, faces.images)
+
+
+def test_batch_dicts_carry_each_images_labels_with_it():
+    images = (np.arange(30, dtype=np.uint8)[:, None, None, None] * 8).repeat(2, 1).repeat(2, 2).repeat(3, 3)
+    labels = np.stack([np.arange(30), -np.arange(30)], axis=1).astype(np.int8)
+    for batch, _ in zip(data.batch_dicts(images, 4, seed=3, labels=labels), range(10)):
+        numbers = data.to_uint8(batch["images"].numpy())[:, 0, 0, 0].astype(int) // 8
+        np.testing.assert_array_equal(batch["labels"].numpy(), np.stack([numbers, -numbers], axis=1))
+    first = next(iter(data.batch_dicts(images, 4, seed=3)))
+    assert set(first) == {"images"}
+    np.testing.assert_array_equal(first["images"], next(iter(data.batches(images, 4, seed=3))))
+    with pytest.raises(ValueError, match="5 label rows for 30 images"):
+        data.batch_dicts(images, 4, seed=3, labels=labels[:5])
