@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(BIN)/python -m facekit train dcgan --resolution 64 --steps 800 --batch-size 64 --filters 32 --run runs/demo --snapshot-every 40
+	$(BIN)/python -m facekit train dcgan --resolution 32 --steps 2400 --batch-size 64 --filters 32 --run runs/demo --snapshot-every 100
 
 test: $(STAMP)
 	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q tests
