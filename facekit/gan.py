@@ -136,7 +136,7 @@ class GAN(keras.Model):
             fake_images = self.generator(self.noise(step, self.n_critic - 1, tf.shape(real_images)[0]),
                                          training=True)
             with generator_tape.stop_recording():
-                logs = self.discriminator_update(real_images, tf.stop_gradient(fake_images), step, self.n_critic - 1)
+                logs = self.discriminator_update(real_images, fake_images, step, self.n_critic - 1)
             generator_loss, generator_logs = self.generator_loss(real_images, fake_images)
         variables = self.generator.trainable_variables
         self.generator_optimizer.apply_gradients(zip(generator_tape.gradient(generator_loss, variables), variables))
@@ -149,9 +149,7 @@ class GAN(keras.Model):
 
     def noise(self, step, sub_step: int, batch_size):
         """The generator's input at (step, sub_step): float32 [B, latent_dim], a pure function of (seed, step, k)."""
-        seed = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64), step]),
-                                                       sub_step)
-        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
+        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=self._seed(step, sub_step))
 
     def discriminator_update(self, real_images, fake_images, step, sub_step: int) -> dict:
         """One optimizer update of the discriminator's variables only; returns its logs."""
@@ -169,9 +167,8 @@ class GAN(keras.Model):
         loss = self.loss_pair.discriminator(real_outputs, fake_outputs)
         logs = {"d_real": self._readout(real_outputs), "d_fake": self._readout(fake_outputs)}
         if self.gradient_penalty_weight:
-            seed = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64), step]),
-                                                           PENALTY_SEED_OFFSET + sub_step)
-            penalty, norms = losses.gradient_penalty(self.discriminator, real_images, fake_images, seed)
+            penalty, norms = losses.gradient_penalty(self.discriminator, real_images, fake_images,
+                                                     self._seed(step, PENALTY_SEED_OFFSET + sub_step))
             loss += self.gradient_penalty_weight * penalty
             logs.update(gradient_penalty=penalty, gradient_norm=tf.reduce_mean(norms))
         return loss, {"d_loss": loss, **logs}
@@ -203,6 +200,10 @@ class GAN(keras.Model):
         if self.generator_ema is not None:
             items["generator_ema"] = self.generator_ema
         return items
+
+    def _seed(self, step, index: int):
+        """A stateless-random seed that is a pure function of (seed, step, index)."""
+        return tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64), step]), index)
 
     def _readout(self, outputs):
         outputs = tf.cast(outputs, tf.float32)
