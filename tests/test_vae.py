@@ -147,7 +147,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, images):
     np.testing.assert_array_equal(first.reconstruct(images[:4]), second.reconstruct(images[:4]))
     unfinished = RunFolder(tmp_path / "unfinished")
     unfinished.start(whole.read_config(), resume=False)
-    with pytest.raises(FileNotFoundError, match="no checkpoint to load a VAE from"):
+    with pytest.raises(FileNotFoundError, match="checkpoints: no checkpoint to load"):
         vae.load_vae(unfinished.path)
 
 
