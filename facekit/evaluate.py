@@ -129,13 +129,14 @@ class RealSets:
 
 
 def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, crop=None) -> RealSets:
-    """The real faces to compare a run (or, run_dir None, an image folder) with, cut and split as it was trained."""
+    """The real faces to compare a run (or, run_dir None, an image folder) with: cut, limited and split by
+    identity as it was trained, so that its held-out people are the ones it never saw."""
     from facekit.training import RunFolder
 
     config = RunFolder(run_dir).read_config() if run_dir is not None else {}
     crop = crop or config.get("crop") or data.DEFAULT_CROP
     real_source = real_source or config.get("source") or None
-    faces = data.prepare(real_source, resolution=resolution, crop=crop)
+    faces = data.prepare(real_source, resolution=resolution, crop=crop, limit=config.get("limit"))
     heldout_fraction = config.get("heldout", 0.0)
     if heldout_fraction:
         training, heldout = faces.split_by_identity((1 - heldout_fraction, heldout_fraction),

@@ -267,6 +267,38 @@ class RunFolder:
         return sorted(found)
 
 
+def differences(run_dir, config, faces) -> list[str]:
+    """How the run in run_dir differs from what training `config` on `faces` would record ("key: run has X,
+    now Y"), steps aside (a run may be continued to more steps); empty when it matches."""
+    run = RunFolder(run_dir)
+    if not run.config_path.exists():
+        return [f"{run.config_path} does not exist"]
+    resolved = {"precision": resolve_precision(config.precision)} if isinstance(config, StepConfig) else {}
+    wanted = dataclasses.asdict(config_for(config, as_faces(faces), **resolved))
+    saved = run.read_config()
+    return [f"{key}: run has {saved.get(key)!r}, now {wanted.get(key)!r}" for key in sorted(wanted.keys() | saved.keys())
+            if key != "steps" and saved.get(key) != wanted.get(key)]
+
+
+def train_or_resume(spec, faces, run_dir, config, show_progress: bool = False) -> "RunFolder":
+    """spec.train(faces, run_dir, config), continuing the run already in run_dir if it has the same settings (a
+    finished one is reused as it is, a stopped one continues from its last checkpoint); a run with other
+    settings is replaced. Prints which, and why: what a lesson needs so that a rerun loses nothing."""
+    import shutil
+
+    run = RunFolder(run_dir)
+    resume = run.config_path.exists()
+    if resume and (changed := differences(run_dir, config, faces)):
+        print(f"{run.path}: replaced, it was trained with other settings ({'; '.join(changed)})")
+        shutil.rmtree(run.path)
+        resume = False
+    done = len(run.read_log()) if resume else 0
+    state = ("training" if not resume else "finished run reused" if done >= config.steps else
+             f"continuing from its last checkpoint ({done} of {config.steps} steps logged)")
+    print(f"{run.path}: {state}")
+    return spec.train(faces, run.path, config, resume=resume, show_progress=show_progress)
+
+
 def run_steps(run: "RunFolder", manager, batches, config, train_step, render_control, loss_columns, resume: bool,
               show_progress: bool = True, description: str = "train", measure_columns=()) -> "RunFolder":
     """The loop every trainer shares, around its own `train_step(step, batch) -> {column: value}`.

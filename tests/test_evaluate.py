@@ -192,7 +192,7 @@ def test_a_run_is_compared_with_real_faces_in_the_crop_it_trained_on(tmp_path, m
     images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     asked = {}
 
-    def prepare(source, resolution, crop=data.DEFAULT_CROP):
+    def prepare(source, resolution, crop=data.DEFAULT_CROP, limit=None):
         asked.update(resolution=resolution, crop=crop)
         return data.Faces(images, [f"{index}.jpg" for index in range(4)], source=tmp_path)
 

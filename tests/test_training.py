@@ -93,3 +93,24 @@ def test_a_checkpoint_is_found_by_step_among_the_rolling_ones_and_the_milestones
         run.checkpoint(15)
     with pytest.raises(FileNotFoundError, match="no checkpoint to load"):
         RunFolder(tmp_path / "empty").checkpoint()
+
+
+def test_train_or_resume_reuses_continues_or_replaces_a_run(tmp_path, capsys):
+    from facekit import registry
+    from facekit.training import differences, train_or_resume
+
+    spec = registry.model("dcgan")
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    tiny = dict(resolution=32, latent_dim=4, filters=2, batch_size=4, snapshot_every=2, grid_size=4,
+                precision="float32")
+    run = train_or_resume(spec, images, tmp_path / "run", spec.config(steps=2, **tiny))
+    assert "training" in capsys.readouterr().out and len(run.read_log()) == 2
+    assert differences(run.path, spec.config(steps=4, **tiny), images) == []
+    train_or_resume(spec, images, run.path, spec.config(steps=4, **tiny))
+    assert "continuing from its last checkpoint (2 of 4 steps logged)" in capsys.readouterr().out
+    assert [row["step"] for row in run.read_log()] == [1, 2, 3, 4]
+    train_or_resume(spec, images, run.path, spec.config(steps=4, **tiny))
+    assert "finished run reused" in capsys.readouterr().out and len(run.read_log()) == 4
+    train_or_resume(spec, images, run.path, spec.config(steps=2, **{**tiny, "seed": 1}))
+    assert "replaced, it was trained with other settings (seed: run has 0, now 1)" in capsys.readouterr().out
+    assert [row["step"] for row in run.read_log()] == [1, 2]
