@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from facekit import data, dcgan  # noqa: E402
+from facekit.training import resolve_precision  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating the loops; best is reported")
     arguments = parser.parse_args()
     images = np.random.default_rng(0).integers(0, 256, (2048, 64, 64, 3), dtype=np.uint8)
-    precision = dcgan.resolve_precision("auto")
+    precision = resolve_precision("auto")
     loops = {
         "classic loop (float32)": classic_loop(images, arguments.batch_size),
         "facekit loop (float32)": facekit_loop(images, arguments.batch_size, "float32"),
