@@ -188,16 +188,16 @@ def test_a_run_is_compared_with_real_faces_in_the_crop_it_trained_on(tmp_path, m
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "run.json").write_text('{"model": "dcgan", "crop": "face128"}')
+    (run_dir / "run.json").write_text('{"model": "dcgan", "crop": "face128", "limit": 4}')
     images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     asked = {}
 
     def prepare(source, resolution, crop=data.DEFAULT_CROP, limit=None):
-        asked.update(resolution=resolution, crop=crop)
+        asked.update(resolution=resolution, crop=crop, limit=limit)
         return data.Faces(images, [f"{index}.jpg" for index in range(4)], source=tmp_path)
 
     monkeypatch.setattr(evaluate, "generated_images", lambda target, count, seed: images)
     monkeypatch.setattr(data, "prepare", prepare)
     evaluate.evaluate_target(run_dir, tmp_path, count=4, metric_groups=["neighbours"])
-    assert asked == {"resolution": 64, "crop": "face128"}
+    assert asked == {"resolution": 64, "crop": "face128", "limit": 4}  # the run's faces, so its split is the same
     assert (run_dir / "evaluation.csv").is_file()
