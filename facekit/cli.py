@@ -106,9 +106,12 @@ def run_prepare(arguments) -> None:
 
 def run_train(arguments) -> None:
     from facekit import data, registry
+    from facekit.training import RunFolder
 
     values = {name: value for name, value in vars(arguments).items() if value is not None}
     config = registry.config_from_arguments(arguments.spec, values)
+    if arguments.resume and (arguments.run / "run.json").exists():  # e.g. a lesson's run: keep its profile
+        config = dataclasses.replace(config, profile=RunFolder(arguments.run).read_config().get("profile", ""))
     faces = data.prepare(arguments.source, resolution=config.resolution, crop=config.crop, limit=config.limit)
     run = arguments.spec.train(faces, arguments.run, config, resume=arguments.resume)
     _print_run(run)

@@ -82,3 +82,20 @@ def test_train_any_model_then_sample_and_compare(tmp_path, monkeypatch, capsys):
         rows = list(csv.DictReader(handle))
     assert [row["set"] for row in rows] == ["wgan-gp", "began", "real"] and float(rows[0]["swd_avg"]) > 0
     assert table.read_text().strip() in capsys.readouterr().out
+
+
+def test_a_lessons_run_continues_from_the_command_line(tmp_path, monkeypatch):
+    from facekit import dcgan
+
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    faces_dir = tmp_path / "faces"
+    assert main(["synth", str(faces_dir), "--count", "16"]) == 0
+    faces = data.prepare(faces_dir, resolution=32)
+    settings = dict(resolution=32, latent_dim=4, filters=2, batch_size=4, snapshot_every=1, grid_size=4)
+    dcgan.MODEL.train(faces, tmp_path / "lesson", dcgan.DCGANConfig(steps=1, profile="smoke", **settings),
+                      show_progress=False)
+    options = [f"--{name.replace('_', '-')}={value}" for name, value in settings.items()]
+    assert main(["train", "dcgan", "--data", str(faces_dir), "--run", str(tmp_path / "lesson"), "--steps", "2",
+                 *options, "--resume"]) == 0
+    run = RunFolder(tmp_path / "lesson")
+    assert [row["step"] for row in run.read_log()] == [1, 2] and run.read_config()["profile"] == "smoke"
