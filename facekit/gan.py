@@ -29,8 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from facekit import data, losses, progress
-from facekit.training import (RunFolder, StepConfig, as_faces, config_for, resolve_precision, run_steps, setting,
-                              split)
+from facekit.training import RunFolder, StepConfig, run_steps, setting, start_run
 
 LOSS_COLUMNS = ("d_loss", "g_loss")
 MEASURE_COLUMNS = ("d_real", "d_fake")
@@ -232,12 +231,7 @@ def train(faces, run_dir, config: GANConfig, build, resume: bool = False, show_p
 
     Resumable: resumed == uninterrupted, since batches, noise and penalties are pure functions of (seed, step).
     """
-    faces = as_faces(faces)
-    config = config_for(config, faces, precision=resolve_precision(config.precision))
-    faces, _ = split(faces, config)
-    run = RunFolder(run_dir)
-    run.start(dataclasses.asdict(config), resume=resume)
-    keras.utils.set_random_seed(config.seed)
+    faces, config, run = start_run(faces, run_dir, config, resume)
     model = build(config)
     control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
 

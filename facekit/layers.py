@@ -23,10 +23,8 @@ from keras.src.backend import AutocastScope  # Keras's own switch for reading a 
 EPSILON = 1e-12  # a vector is divided by max(its norm, EPSILON), as torch.nn.functional.normalize does
 
 
-@keras.saving.register_keras_serializable(package="facekit")
-class SpectralConv2D(keras.layers.Conv2D):
-    """keras.layers.Conv2D whose kernel is divided by its spectral norm in every call (`power_iterations` steps
-    of power iteration per call; the estimate u is stored only when training). Inputs [B, H, W, C] as Conv2D's."""
+class _SpectrallyNormalized:
+    """What both layers share: the power_iterations setting, the vector u, sigma's estimate, config and saving."""
 
     def __init__(self, *args, power_iterations: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
@@ -35,6 +33,27 @@ class SpectralConv2D(keras.layers.Conv2D):
     def build(self, input_shape):
         super().build(input_shape)
         self.u = _add_u(self)
+
+    def spectral_norm(self):
+        """The current estimate of sigma(W), float32 []: `power_iterations` steps from the stored u, u unchanged."""
+        return _normalize_and_sigma(self, training=False)[1]
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations}
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)  # kernel and bias only
+        _save_u(self, store)
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        _load_u(self, store)
+
+
+@keras.saving.register_keras_serializable(package="facekit")
+class SpectralConv2D(_SpectrallyNormalized, keras.layers.Conv2D):
+    """keras.layers.Conv2D whose kernel is divided by its spectral norm in every call (`power_iterations` steps
+    of power iteration per call; the estimate u is stored only when training). Inputs [B, H, W, C] as Conv2D's."""
 
     def call(self, inputs, training=None):
         kernel = keras.ops.cast(_normalize_and_sigma(self, training)[0], self.compute_dtype)
@@ -49,34 +68,11 @@ class SpectralConv2D(keras.layers.Conv2D):
             outputs = self.activation(outputs)
         return outputs
 
-    def spectral_norm(self):
-        """The current estimate of sigma(W), float32 []: `power_iterations` steps from the stored u, u unchanged."""
-        return _normalize_and_sigma(self, training=False)[1]
-
-    def get_config(self):
-        return {**super().get_config(), "power_iterations": self.power_iterations}
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)  # kernel and bias only
-        _save_u(self, store)
-
-    def load_own_variables(self, store):
-        super().load_own_variables(store)
-        _load_u(self, store)
-
 
 @keras.saving.register_keras_serializable(package="facekit")
-class SpectralDense(keras.layers.Dense):
+class SpectralDense(_SpectrallyNormalized, keras.layers.Dense):
     """keras.layers.Dense whose kernel is divided by its spectral norm in every call (`power_iterations` steps of
     power iteration per call; the estimate u is stored only when training). Inputs [..., features] as Dense's."""
-
-    def __init__(self, *args, power_iterations: int = 1, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.power_iterations = _check_power_iterations(power_iterations)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.u = _add_u(self)
 
     def call(self, inputs, training=None):
         kernel = keras.ops.cast(_normalize_and_sigma(self, training)[0], self.compute_dtype)
@@ -86,21 +82,6 @@ class SpectralDense(keras.layers.Dense):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
-
-    def spectral_norm(self):
-        """The current estimate of sigma(W), float32 []: `power_iterations` steps from the stored u, u unchanged."""
-        return _normalize_and_sigma(self, training=False)[1]
-
-    def get_config(self):
-        return {**super().get_config(), "power_iterations": self.power_iterations}
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)  # kernel and bias only
-        _save_u(self, store)
-
-    def load_own_variables(self, store):
-        super().load_own_variables(store)
-        _load_u(self, store)
 
 
 def _check_power_iterations(power_iterations) -> int:

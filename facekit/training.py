@@ -267,6 +267,21 @@ class RunFolder:
         return sorted(found)
 
 
+def start_run(faces, run_dir, config, resume: bool) -> tuple:
+    """A trainer's first steps: the config completed for `faces` (source, resolved precision), the faces it
+    trains on (less its held-out people), the run folder started (or checked, to resume), the seeds set.
+    Returns (training faces, config, run)."""
+    import keras
+
+    faces = as_faces(faces)
+    config = config_for(config, faces, precision=resolve_precision(config.precision))
+    training, _ = split(faces, config)
+    run = RunFolder(run_dir)
+    run.start(dataclasses.asdict(config), resume=resume)
+    keras.utils.set_random_seed(config.seed)
+    return training, config, run
+
+
 def differences(run_dir, config, faces) -> list[str]:
     """How the run in run_dir differs from what training `config` on `faces` would record ("key: run has X,
     now Y"), steps aside (a run may be continued to more steps); empty when it matches."""

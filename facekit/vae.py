@@ -22,8 +22,7 @@ import tensorflow as tf
 
 from facekit import data, dcgan, progress
 from facekit.registry import ModelSpec
-from facekit.training import (RunFolder, StepConfig, as_faces, config_for, resolve_precision, run_steps, setting,
-                              split)
+from facekit.training import RunFolder, StepConfig, resolve_precision, run_steps, setting, start_run
 
 LOSS_COLUMNS = ("loss", "reconstruction_loss", "kl_loss")
 
@@ -171,12 +170,7 @@ def train(faces, run_dir, config: VAEConfig, resume: bool = False, show_progress
 
     log.csv holds loss, reconstruction_loss and kl_loss per step; samples/ the decoded fixed latents (the GIF).
     """
-    faces = as_faces(faces)
-    config = config_for(config, faces, precision=resolve_precision(config.precision))
-    faces, _ = split(faces, config)
-    run = RunFolder(run_dir)
-    run.start(dataclasses.asdict(config), resume=resume)
-    keras.utils.set_random_seed(config.seed)
+    faces, config, run = start_run(faces, run_dir, config, resume)
     model = build_vae(config)
     control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
 

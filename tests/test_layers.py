@@ -37,7 +37,8 @@ def _numpy_sigma(kernel):
 def _plain_twin(layer):
     """The parent Keras layer with the same configuration, built, its kernel divided by numpy's sigma."""
     config = {key: value for key, value in layer.get_config().items() if key != "power_iterations"}
-    plain = type(layer).__mro__[1].from_config({**config, "name": "plain"})
+    parent = keras.layers.Conv2D if isinstance(layer, keras.layers.Conv2D) else keras.layers.Dense
+    plain = parent.from_config({**config, "name": "plain"})
     kernel = layer.kernel.numpy()
     plain.build(X_CONV.shape if len(kernel.shape) == 4 else X_DENSE.shape)
     plain.set_weights([kernel / _numpy_sigma(kernel), layer.bias.numpy()])
