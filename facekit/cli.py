@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser("prepare", help="crop, resize and cache a CelebA source (folder or zip)")
     prepare.add_argument("source", type=Path, help="CelebA folder (official or Kaggle layout) or img_align_celeba.zip")
-    _add_data_arguments(prepare)
+    from facekit.training import TrainingConfig
+
+    _add_config_arguments(prepare, TrainingConfig, names=("resolution", "crop", "limit"))
     prepare.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
     prepare.set_defaults(handler=run_prepare)
 
@@ -172,29 +174,20 @@ def _add_evaluation_arguments(parser, evaluate, data) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _add_config_arguments(parser, config_class) -> None:
-    """One --option per field of a config class, defaulting (and documented) as the class says."""
+def _add_config_arguments(parser, config_class, names=None) -> None:
+    """One --option per setting of a config class (or those `names`), defaulting and documented as it says."""
     for field in dataclasses.fields(config_class):
-        if "help" not in field.metadata:
-            continue  # set by the trainer, not the user (model, source, profile)
-        option_type = _option_type(field)
-        help_text = f"{field.metadata['help']} (default: {field.default})"
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=option_type, default=None,
-                            choices=field.metadata.get("choices"), help=help_text)
+        if "help" not in field.metadata or (names is not None and field.name not in names):
+            continue  # model, source and profile are filled in by the trainer, not the user
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=_option_type(field),
+                            default=field.default, choices=field.metadata.get("choices"),
+                            help=f"{field.metadata['help']} (default: {field.default})")
 
 
 def _option_type(field):
     if isinstance(field.type, types.UnionType):  # e.g. int | None
         return next(kind for kind in field.type.__args__ if kind is not type(None))
     return field.type
-
-
-def _add_data_arguments(parser) -> None:
-    from facekit import data
-
-    parser.add_argument("--resolution", type=int, choices=(32, 64, 128), default=64)
-    parser.add_argument("--crop", choices=sorted(data.CROPS), default=data.DEFAULT_CROP)
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
 
 
 def _prepare(arguments):
