@@ -61,16 +61,17 @@ class BEGAN(gan.GAN):
     def measure_columns(self) -> tuple:
         return gan.MEASURE_COLUMNS + ("k_t", "m_global")
 
-    def discriminator_loss(self, real_images, fake_images, step, sub_step: int):
+    def discriminator_loss(self, real, fake, step, sub_step: int):
         """L_D = L(x) - k_t L(G(z)), the autoencoder run once over real and fake together."""
-        images = tf.concat([real_images, tf.cast(fake_images, real_images.dtype)], 0)
+        images = tf.concat([real["images"], tf.cast(fake["images"], real["images"].dtype)], 0)
         real_error, fake_error = tf.split(reconstruction_error(images, self.discriminator(images, training=True)), 2)
         real_error, fake_error = tf.reduce_mean(real_error), tf.reduce_mean(fake_error)
         loss = real_error - self.k_t * fake_error
         return loss, {"d_loss": loss, "d_real": real_error, "d_fake": fake_error}
 
-    def generator_loss(self, real_images, fake_images):
+    def generator_loss(self, real, fake):
         """L_G = L(G(z)) through the freshly updated autoencoder."""
+        fake_images = fake["images"]
         loss = tf.reduce_mean(reconstruction_error(fake_images, self.discriminator(fake_images, training=True)))
         return loss, {"g_loss": loss}
 

@@ -179,9 +179,12 @@ def _add_config_arguments(parser, config_class, names=None) -> None:
     for field in dataclasses.fields(config_class):
         if "help" not in field.metadata or (names is not None and field.name not in names):
             continue  # model, source and profile are filled in by the trainer, not the user
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=_option_type(field),
-                            default=field.default, choices=field.metadata.get("choices"),
-                            help=f"{field.metadata['help']} (default: {field.default})")
+        nargs = field.metadata.get("nargs")
+        default = " ".join(field.default) if nargs else field.default
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
+                            type=str if nargs else _option_type(field), nargs=nargs, default=field.default,
+                            choices=field.metadata.get("choices"), metavar="NAME" if nargs else None,
+                            help=f"{field.metadata['help']} (default: {default})")
 
 
 def _option_type(field):

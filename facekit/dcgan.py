@@ -73,6 +73,15 @@ def build_discriminator(resolution: int = 64, filters: int = 64, dtype: str = "f
     stays per image. The output layer stays float32 under a mixed policy, for a stable loss. `convolution` and
     `dense` are the layer classes (SNGAN passes spectrally normalised ones).
     """
+    layers = discriminator_trunk(resolution, filters, dtype, convolution)
+    layers.append(dense(1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02), dtype="float32"))
+    return keras.Sequential(layers, name="discriminator")
+
+
+def discriminator_trunk(resolution: int = 64, filters: int = 64, dtype: str = "float32",
+                        convolution=keras.layers.Conv2D) -> list:
+    """The discriminator's layers before its output: images [B, R, R, 3] -> features [B, 4 * 4 * 8 * filters]
+    (for 64x64), as a list starting with the Input, which the conditional models put their own heads on."""
     initializer = keras.initializers.RandomNormal(stddev=0.02)
     layers = [keras.Input((resolution, resolution, 3))]
     size = resolution
@@ -83,8 +92,7 @@ def build_discriminator(resolution: int = 64, filters: int = 64, dtype: str = "f
                         dtype=dtype),
             keras.layers.LeakyReLU(negative_slope=0.2, dtype=dtype),
         ]
-    layers += [keras.layers.Flatten(dtype=dtype), dense(1, kernel_initializer=initializer, dtype="float32")]
-    return keras.Sequential(layers, name="discriminator")
+    return layers + [keras.layers.Flatten(dtype=dtype)]  # [B, 4 * 4 * filters * 2**(levels - 1)]
 
 
 def build(config: DCGANConfig, loss_pair: losses.LossPair = losses.LOSS_PAIRS["non_saturating"],

@@ -16,9 +16,12 @@ Each update names its variables explicitly and has its own optimizer, so nothing
 trap of lesson 03 cannot happen). The moving average of the generator (Karras et al.'s EMA, with StyleGAN2-ADA's
 half-life in images and its early ramp) draws the snapshots, the GIF and every sample; it costs no training.
 
-A model with its own objective (BEGAN) subclasses `GAN` and overrides `discriminator_loss`,
-`generator_loss` and `after_step`; everything else (steps, noise, batches, resume, logs, snapshots,
-checkpoints, divergence stop, GIF, sampling) is shared and never copied.
+A model with its own objective (BEGAN, the conditional models, InfoGAN) subclasses `GAN` and overrides
+`discriminator_loss`, `generator_loss` and `after_step`, and a model whose generator takes more than noise
+overrides `fake_inputs` (what G is given at a training step), `sampling_inputs` and `control_inputs`.
+Real and fake sub-batches travel as dicts: real = {"images", and "labels" when the stream carries them},
+fake = {"images": G(inputs), and the inputs: "noise", "labels", "codes"}. Everything else (steps, noise,
+batches, resume, logs, snapshots, checkpoints, divergence stop, GIF, sampling) is shared and never copied.
 """
 
 import dataclasses
@@ -79,7 +82,7 @@ class GAN(keras.Model):
         self.n_critic = n_critic
         self.gradient_penalty_weight = gradient_penalty_weight
         self.seed = seed
-        self.latent_dim = generator.input_shape[-1]
+        self.latent_dim = _noise_input(generator).shape[-1]
         self.ema_half_life = ema_half_life
         self.ema_rampup = ema_rampup
         self.generator_ema = None
@@ -107,64 +110,93 @@ class GAN(keras.Model):
         discriminator_optimizer.build(self.discriminator.trainable_variables)
         generator_optimizer.build(self.generator.trainable_variables)
 
-    def call(self, noise, training=False):
-        """Images float32 [B, R, R, 3] from noise [B, latent_dim], drawn by the sampling generator."""
-        return keras.ops.cast(self.sampling_generator(noise, training=training), "float32")
+    def call(self, inputs, training=False):
+        """Images float32 [B, R, R, 3] from the generator's inputs (noise [B, latent_dim], or a dict of them),
+        drawn by the sampling generator."""
+        return keras.ops.cast(self.sampling_generator(self._generator_input(inputs), training=training), "float32")
 
     @property
     def sampling_generator(self) -> keras.Model:
         """The generator that draws snapshots and samples: the moving average when there is one."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
-    def generate(self, noise, batch_size: int = 250) -> np.ndarray:
-        """Images float32 [N, R, R, 3] in [-1, 1] from noise float [N, latent_dim], in batches."""
-        noise = np.asarray(noise, np.float32)
-        return np.concatenate([np.asarray(self(noise[start : start + batch_size]))
-                               for start in range(0, len(noise), batch_size)])
+    def generate(self, inputs, batch_size: int = 250) -> np.ndarray:
+        """Images float32 [N, R, R, 3] in [-1, 1] from noise float [N, latent_dim] (or a dict of the generator's
+        inputs, each [N, ...]), in batches."""
+        inputs = {name: np.asarray(value, np.float32) for name, value in _as_inputs(inputs).items()}
+        count = len(inputs["noise"])
+        return np.concatenate([
+            np.asarray(self({name: value[start : start + batch_size] for name, value in inputs.items()}))
+            for start in range(0, count, batch_size)])
+
+    def sampling_inputs(self, count: int, seed: int = 0) -> dict:
+        """The generator's inputs for `count` samples, a pure function of `seed`: noise from default_rng(seed)."""
+        rng = np.random.default_rng(seed)
+        return {"noise": rng.standard_normal((count, self.latent_dim)).astype(np.float32)}
+
+    def control_inputs(self, grid_size: int) -> tuple[dict, int | None]:
+        """(inputs, columns) of the fixed snapshot grid: `grid_size` noise vectors from the run's seed, square."""
+        return {"noise": progress.control_noise(grid_size, self.latent_dim, self.seed)}, None
+
+    def attach(self, run: RunFolder, faces=None) -> None:
+        """Keep or read what the model needs beside its checkpoint (with `faces`: at the start of training;
+        without: when loaded to sample). Nothing for a model on noise alone."""
+
+    def training_labels(self, faces):
+        """float32 [N, L] labels that ride with the training images in the batch stream; None: images alone."""
+        return None
 
     def train_step(self, batch):
         """One step: n_critic discriminator updates, one generator update, the moving average; returns the logs."""
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-        real_batches = tf.split(batch["images"], self.n_critic)
+        split = {name: tf.split(values, self.n_critic) for name, values in batch.items()}
+        real_batches = [{name: parts[index] for name, parts in split.items()} for index in range(self.n_critic)]
         step = tf.cast(self.generator_optimizer.iterations, tf.int64)
-        for sub_step, real_images in enumerate(real_batches[:-1]):
-            fake_images = self.generator(self.noise(step, sub_step, tf.shape(real_images)[0]), training=True)
-            self.discriminator_update(real_images, fake_images, step, sub_step)
-        real_images = real_batches[-1]
+        for sub_step, real in enumerate(real_batches[:-1]):
+            self.discriminator_update(real, self.fakes(step, sub_step, real, training=True), step, sub_step)
+        real = real_batches[-1]
         with tf.GradientTape() as generator_tape:
-            fake_images = self.generator(self.noise(step, self.n_critic - 1, tf.shape(real_images)[0]),
-                                         training=True)
+            fake = self.fakes(step, self.n_critic - 1, real, training=True)
             with generator_tape.stop_recording():
-                logs = self.discriminator_update(real_images, fake_images, step, self.n_critic - 1)
-            generator_loss, generator_logs = self.generator_loss(real_images, fake_images)
+                logs = self.discriminator_update(real, fake, step, self.n_critic - 1)
+            generator_loss, generator_logs = self.generator_loss(real, fake)
         variables = self.generator.trainable_variables
         self.generator_optimizer.apply_gradients(zip(generator_tape.gradient(generator_loss, variables), variables))
         logs = {**logs, **generator_logs}
         logs.update(self.after_step(logs))
         if self.generator_ema is not None:
-            self.update_moving_average(step * tf.cast(tf.shape(real_images)[0], tf.int64),
-                                       tf.shape(real_images)[0])
+            batch_size = tf.shape(real["images"])[0]
+            self.update_moving_average(step * tf.cast(batch_size, tf.int64), batch_size)
         return {name: logs[name] for name in self.log_columns}
+
+    def fakes(self, step, sub_step: int, real: dict, training: bool = False) -> dict:
+        """The fake sub-batch at (step, sub_step): {"images": G(inputs), **inputs}, inputs from `fake_inputs`."""
+        inputs = self.fake_inputs(step, sub_step, real)
+        return {"images": self.generator(self._generator_input(inputs), training=training), **inputs}
+
+    def fake_inputs(self, step, sub_step: int, real: dict) -> dict:
+        """What the generator is given at (step, sub_step) for the real sub-batch `real`: {"noise": ...} here."""
+        return {"noise": self.noise(step, sub_step, tf.shape(real["images"])[0])}
 
     def noise(self, step, sub_step: int, batch_size):
         """The generator's input at (step, sub_step): float32 [B, latent_dim], a pure function of (seed, step, k)."""
         return tf.random.stateless_normal((batch_size, self.latent_dim), seed=self._seed(step, sub_step))
 
-    def discriminator_update(self, real_images, fake_images, step, sub_step: int) -> dict:
+    def discriminator_update(self, real: dict, fake: dict, step, sub_step: int) -> dict:
         """One optimizer update of the discriminator's variables only; returns its logs."""
         with tf.GradientTape() as tape:
-            loss, logs = self.discriminator_loss(real_images, fake_images, step, sub_step)
+            loss, logs = self.discriminator_loss(real, fake, step, sub_step)
         variables = self.discriminator.trainable_variables
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return logs
 
-    def discriminator_loss(self, real_images, fake_images, step, sub_step: int):
+    def discriminator_loss(self, real: dict, fake: dict, step, sub_step: int):
         """The pair's discriminator loss on one call over real and fake together [+ lambda * penalty]."""
-        outputs = self.discriminator(tf.concat([real_images, tf.cast(fake_images, real_images.dtype)], 0),
-                                     training=True)
-        real_outputs, fake_outputs = tf.split(outputs, 2)
+        real_images = real["images"]
+        fake_images = tf.cast(fake["images"], real_images.dtype)
+        real_outputs, fake_outputs = tf.split(self.discriminate(together(real, fake), training=True), 2)
         loss = self.loss_pair.discriminator(real_outputs, fake_outputs)
-        logs = {"d_real": self._readout(real_outputs), "d_fake": self._readout(fake_outputs)}
+        logs = {"d_real": self.readout(real_outputs), "d_fake": self.readout(fake_outputs)}
         if self.gradient_penalty_weight:
             penalty, norms = losses.gradient_penalty(self.discriminator, real_images, fake_images,
                                                      self._seed(step, PENALTY_SEED_OFFSET + sub_step))
@@ -172,10 +204,15 @@ class GAN(keras.Model):
             logs.update(gradient_penalty=penalty, gradient_norm=tf.reduce_mean(norms))
         return loss, {"d_loss": loss, **logs}
 
-    def generator_loss(self, real_images, fake_images):
+    def generator_loss(self, real: dict, fake: dict):
         """The pair's generator loss on D(G(z)); returns (loss, logs)."""
-        loss = self.loss_pair.generator(self.discriminator(fake_images, training=True))
+        loss = self.loss_pair.generator(self.discriminate(fake, training=True))
         return loss, {"g_loss": loss}
+
+    def discriminate(self, batch: dict, training: bool = False):
+        """The discriminator's outputs for a (real, fake, or both) sub-batch: D(images) here; a conditional
+        discriminator also reads the batch's labels."""
+        return self.discriminator(batch["images"], training=training)
 
     def after_step(self, logs: dict) -> dict:
         """A model's own state update after each step (BEGAN's k_t); returns logs to add. None here."""
@@ -204,7 +241,13 @@ class GAN(keras.Model):
         """A stateless-random seed that is a pure function of (seed, step, index)."""
         return tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64), step]), index)
 
-    def _readout(self, outputs):
+    def _generator_input(self, inputs):
+        """What the generator is called with: the noise alone, or the dict of named inputs it was built with."""
+        inputs = _as_inputs(inputs)
+        return inputs if len(self.generator.inputs) > 1 else inputs["noise"]
+
+    def readout(self, outputs):
+        """D(x) or D(G(z)) as logged: the mean probability for a logit pair, the mean raw value otherwise."""
         outputs = tf.cast(outputs, tf.float32)
         return tf.reduce_mean(tf.sigmoid(outputs) if self.loss_pair.probability else outputs)
 
@@ -233,18 +276,22 @@ def train(faces, run_dir, config: GANConfig, build, resume: bool = False, show_p
     """
     faces, config, run = start_run(faces, run_dir, config, resume)
     model = build(config)
-    control = progress.control_noise(config.grid_size, config.latent_dim, config.seed)
+    model.attach(run, faces)
+    control, columns = model.control_inputs(config.grid_size)
+    labels = model.training_labels(faces)
 
     def step(_, batch):
         logs = model.train_on_batch(batch, return_dict=True)
         return {name: float(logs[name]) for name in model.log_columns}
 
     def batches(start_step):
-        return data.batch_dicts(faces.images, config.batch_size * config.n_critic, config.seed, start_step)
+        return data.batch_dicts(faces.images, config.batch_size * config.n_critic, config.seed, start_step,
+                                labels=labels)
 
     manager = run.checkpoint_manager(**model.checkpoint_items())
     return run_steps(run, manager, batches, config, step, lambda: model.generate(control), list(LOSS_COLUMNS),
-                     resume, show_progress, config.model, measure_columns=model.measure_columns)
+                     resume, show_progress, config.model, measure_columns=model.measure_columns,
+                     grid_columns=columns)
 
 
 def load(run_dir, config_class: type, build, step: int | None = None) -> GAN:
@@ -252,6 +299,7 @@ def load(run_dir, config_class: type, build, step: int | None = None) -> GAN:
     run = RunFolder(run_dir)
     config = config_class(**run.read_config())
     model = build(config)
+    model.attach(run)
     latest = run.checkpoint(step)
     items = {name: value for name, value in model.checkpoint_items().items() if "optimizer" not in name}
     try:
@@ -265,10 +313,9 @@ def load(run_dir, config_class: type, build, step: int | None = None) -> GAN:
 def sample(run_dir, count: int, seed: int = 0, step: int | None = None, config_class: type = GANConfig,
            build=None) -> np.ndarray:
     """`count` faces uint8 [count, R, R, 3] from a run's sampling generator (at its latest checkpoint, or at
-    `step`), noise from default_rng(seed)."""
+    `step`), its inputs drawn by the model's `sampling_inputs` from `seed`."""
     model = load(run_dir, config_class, build, step)
-    noise = np.random.default_rng(seed).standard_normal((count, model.latent_dim)).astype(np.float32)
-    return data.to_uint8(model.generate(noise))
+    return data.to_uint8(model.generate(model.sampling_inputs(count, seed)))
 
 
 def model_spec(name: str, summary: str, config_class: type, build):
@@ -278,3 +325,21 @@ def model_spec(name: str, summary: str, config_class: type, build):
     return ModelSpec(name=name, summary=summary, config=config_class, train=functools.partial(train, build=build),
                      sample=functools.partial(sample, config_class=config_class, build=build),
                      load=functools.partial(load, config_class=config_class, build=build))
+
+
+def together(real: dict, fake: dict) -> dict:
+    """One batch of the real sub-batch followed by the fake one, for what both have (images, and labels where
+    both carry them), so that the discriminator runs once over both; fakes are cast to the reals' dtype."""
+    return {name: tf.concat([real[name], tf.cast(fake[name], real[name].dtype)], 0)
+            for name in real if name in fake}
+
+
+def _as_inputs(inputs) -> dict:
+    """The generator's inputs as a dict: noise alone becomes {"noise": noise}."""
+    return inputs if isinstance(inputs, dict) else {"noise": inputs}
+
+
+def _noise_input(generator: keras.Model):
+    """The generator's noise input (the one named "noise" when it has several)."""
+    named = {tensor.name.split(":")[0]: tensor for tensor in generator.inputs}
+    return named.get("noise", generator.inputs[0])

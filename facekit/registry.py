@@ -9,7 +9,7 @@ import importlib
 from typing import Callable
 
 MODEL_MODULES = ("facekit.pca", "facekit.vae", "facekit.dcgan", "facekit.lsgan", "facekit.wgan_gp",
-                 "facekit.hinge", "facekit.began")
+                 "facekit.hinge", "facekit.began", "facekit.cgan", "facekit.acgan", "facekit.infogan")
 
 
 @dataclasses.dataclass(frozen=True)

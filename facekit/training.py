@@ -157,6 +157,7 @@ class RunFolder:
             if not self.config_path.exists():
                 raise FileNotFoundError(f"--resume: {self.config_path} does not exist; nothing to resume")
             saved = self.read_config()
+            config = json.loads(json.dumps(config))  # as run.json holds it (tuples as lists)
             different = {key: (saved.get(key), value) for key, value in config.items() if saved.get(key) != value}
             different.pop("steps", None)
             if different:
@@ -226,8 +227,10 @@ class RunFolder:
                                  labels=[f"step {step}" for step, _ in frames])
 
     def finish(self, loss_columns=None, measure_columns=()) -> None:
-        """Write progress.gif and losses.png (the losses, and the model's own measures in a panel below)."""
-        self.write_gif()
+        """Write progress.gif (when the run saved snapshots) and losses.png (the losses, and the model's own
+        measures in a panel below)."""
+        if self.sample_frames():
+            self.write_gif()
         rows = self.read_log()
         progress.plot_losses(self.log_path, self.losses_path, columns=loss_columns,
                              smoothing=max(1, len(rows) // 50), measures=list(measure_columns))
@@ -289,7 +292,7 @@ def differences(run_dir, config, faces) -> list[str]:
     if not run.config_path.exists():
         return [f"{run.config_path} does not exist"]
     resolved = {"precision": resolve_precision(config.precision)} if isinstance(config, StepConfig) else {}
-    wanted = dataclasses.asdict(config_for(config, as_faces(faces), **resolved))
+    wanted = json.loads(json.dumps(dataclasses.asdict(config_for(config, as_faces(faces), **resolved))))
     saved = run.read_config()
     return [f"{key}: run has {saved.get(key)!r}, now {wanted.get(key)!r}" for key in sorted(wanted.keys() | saved.keys())
             if key != "steps" and saved.get(key) != wanted.get(key)]
@@ -315,23 +318,26 @@ def train_or_resume(spec, faces, run_dir, config, show_progress: bool = False) -
 
 
 def run_steps(run: "RunFolder", manager, batches, config, train_step, render_control, loss_columns, resume: bool,
-              show_progress: bool = True, description: str = "train", measure_columns=()) -> "RunFolder":
+              show_progress: bool = True, description: str = "train", measure_columns=(),
+              grid_columns: int | None = None) -> "RunFolder":
     """The loop every trainer shares, around its own `train_step(step, batch) -> {column: value}`.
 
     batches(start_step) gives the stream of training batches from that step on (each a pure function of the
     seed and the step, so that a resumed run sees what an uninterrupted one would). Restores the latest
     checkpoint when resuming (and drops log rows written after it), logs each step's values and training
-    seconds, and every config.snapshot_every steps (and at the last) saves the grid `render_control()` draws and
-    a checkpoint; every config.milestone_every steps it also keeps a milestone checkpoint. A NaN or infinite
-    value stops the run (TrainingDiverged). Ends with progress.gif and losses.png (losses, then measures).
+    seconds, and every config.snapshot_every steps (and at the last) saves the grid `render_control()` draws
+    (`grid_columns` images a row; default square) and a checkpoint; every config.milestone_every steps it also
+    keeps a milestone checkpoint. render_control=None (a model that draws no images) saves checkpoints alone.
+    A NaN or infinite value stops the run (TrainingDiverged). Ends with progress.gif (when there are snapshots)
+    and losses.png (losses, then measures).
     """
     from tqdm.auto import tqdm
 
     start_step = restore_latest(manager) if resume else 0
     rows = run.truncate_log(start_step) if resume else []
     seconds = rows[-1]["seconds"] if rows else 0.0
-    if start_step == 0:
-        progress.save_grid(render_control(), run.sample_path(0))
+    if start_step == 0 and render_control is not None:
+        progress.save_grid(render_control(), run.sample_path(0), columns=grid_columns)
     stream = iter(batches(start_step))
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not show_progress,
                desc=description, unit="step")
@@ -343,7 +349,8 @@ def run_steps(run: "RunFolder", manager, batches, config, train_step, render_con
         run.append_log({"step": step + 1, **values, "seconds": round(seconds, 4)})
         bar.set_postfix({name: f"{value:.3f}" for name, value in values.items()})
         if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
-            progress.save_grid(render_control(), run.sample_path(step + 1))
+            if render_control is not None:
+                progress.save_grid(render_control(), run.sample_path(step + 1), columns=grid_columns)
             manager.save(checkpoint_number=step + 1)
         if (step + 1) % config.milestone_every == 0:
             run.save_milestone(manager, step + 1)

@@ -6,16 +6,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit import gan, registry
+from facekit import conditional, data, gan, registry, synthetic
 from facekit.training import RunFolder, TrainingDiverged
 
-GAN_MODELS = ("dcgan", "lsgan", "wgan-gp", "hinge", "began")
+GAN_MODELS = ("dcgan", "lsgan", "wgan-gp", "hinge", "began", "cgan", "acgan", "infogan")
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=4, snapshot_every=3, grid_size=4, precision="float32")
 
 
 @pytest.fixture(scope="module")
 def images():
-    return np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    """Faces with CelebA's 40 attribute labels (random), which the conditional models read and the rest ignore."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    attributes = np.where(rng.random((40, len(synthetic.ATTRIBUTES))) < 0.3, 1, -1).astype(np.int8)
+    return data.Faces(pixels, [f"{index}.jpg" for index in range(40)], synthetic.ATTRIBUTES, attributes)
 
 
 def build(name: str, **settings) -> gan.GAN:
@@ -25,8 +29,13 @@ def build(name: str, **settings) -> gan.GAN:
 
 
 def real_batch(model: gan.GAN, batch_size: int = 4, seed: int = 0) -> dict:
+    """A real batch for one step: images, and 0/1 labels for a conditional model."""
     count = batch_size * model.n_critic
-    return {"images": tf.random.stateless_uniform((count, 32, 32, 3), [seed, 1], -1, 1)}
+    batch = {"images": tf.random.stateless_uniform((count, 32, 32, 3), [seed, 1], -1, 1)}
+    if isinstance(model, conditional.ConditionalGAN):
+        labels = tf.random.stateless_uniform((count, len(model.attributes)), [seed, 2]) < 0.5
+        batch["labels"] = tf.cast(labels, tf.float32)
+    return batch
 
 
 def snapshot(network) -> dict:
@@ -41,8 +50,8 @@ def changed(before: dict, network) -> set:
 @pytest.mark.parametrize("name", GAN_MODELS)
 def test_a_discriminator_update_changes_the_discriminator_only(name):
     model = build(name)
-    real = real_batch(model)["images"][:4]
-    fake = model.generator(model.noise(tf.constant(0, tf.int64), 0, 4), training=True)
+    real = {key: values[:4] for key, values in real_batch(model).items()}  # one sub-batch
+    fake = model.fakes(tf.constant(0, tf.int64), 0, real, training=True)
     before = {network: snapshot(getattr(model, network)) for network in ("generator", "discriminator", "generator_ema")}
     model.discriminator_update(real, fake, tf.constant(0, tf.int64), 0)
     assert changed(before["discriminator"], model.discriminator) == trained_by_one_update(name, model)
@@ -161,12 +170,15 @@ def test_loading_a_run_whose_checkpoint_lacks_the_moving_average_names_the_probl
 def trained_by_one_update(name: str, model: gan.GAN) -> set:
     """Every discriminator variable, less those the first update cannot move: the output bias of a Wasserstein
     critic (a constant added to every value cancels in E[D(G(z))] - E[D(x)]) and of the hinge loss (while every
-    output is inside the margin its gradient is (fakes - reals) / B = 0), and SN's u of a one-column kernel (+-1)."""
+    output is inside the margin its gradient is (fakes - reals) / B = 0; the projection cGAN's unconditional
+    output psi too), and SN's u of a one-column kernel (+-1)."""
     variables = {v.path for v in model.discriminator.variables}
     output = model.discriminator.layers[-1]
-    if name in ("wgan-gp", "hinge"):
+    if name == "cgan":  # the projection discriminator: psi's bias and u as the hinge model's, summed with V's term
+        output = next(layer for layer in model.discriminator.layers if getattr(layer, "units", None) == 1)
+    if name in ("wgan-gp", "hinge", "cgan"):
         variables.remove(output.bias.path)
-    if name == "hinge":
+    if name in ("hinge", "cgan"):
         variables.remove(output.u.path)
     return variables
 

@@ -10,14 +10,15 @@ from facekit.training import RunFolder
 
 def test_every_model_is_registered_under_its_configs_name():
     models = registry.models()
-    assert list(models) == ["pca", "vae", "dcgan", "lsgan", "wgan-gp", "hinge", "began"]
+    assert list(models) == ["pca", "vae", "dcgan", "lsgan", "wgan-gp", "hinge", "began", "cgan", "acgan",
+                            "infogan"]
     for name, spec in models.items():
         assert spec.config().model == name
     with pytest.raises(ValueError, match="unknown model 'gan9000'; known: pca, vae, dcgan"):
         registry.model("gan9000")
 
 
-@pytest.mark.parametrize("name", ["vae", "dcgan", "wgan-gp", "began", "pca"])
+@pytest.mark.parametrize("name", ["vae", "dcgan", "wgan-gp", "began", "cgan", "acgan", "infogan", "pca"])
 def test_command_line_options_are_the_config_fields_with_their_defaults(name):
     spec = registry.model(name)
     parser = cli.build_parser()
@@ -30,6 +31,27 @@ def test_command_line_options_are_the_config_fields_with_their_defaults(name):
     assert all(option in help_text.format_help() for option in options)
     changed = parser.parse_args(["train", name, "--run", "unused", "--seed", "7", "--heldout", "0.2"])
     assert registry.config_from_arguments(spec, vars(changed)) == spec.config(seed=7, heldout=0.2)
+
+
+def test_attributes_are_a_list_option_checked_against_celebas_names(capsys):
+    parser = cli.build_parser()
+    arguments = parser.parse_args(["train", "acgan", "--run", "unused", "--attributes", "Male", "Eyeglasses"])
+    config = registry.config_from_arguments(registry.model("acgan"), vars(arguments))
+    assert config.attributes == ("Male", "Eyeglasses")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "cgan", "--run", "unused", "--attributes", "Glasses"])
+    assert "invalid choice: 'Glasses'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="distinct CelebA attribute names"):
+        registry.model("cgan").config(attributes=["Male", "Male"])
+
+
+def test_a_run_with_list_settings_resumes(tmp_path):
+    config = registry.model("cgan").config(attributes=("Male", "Smiling"))
+    run = RunFolder(tmp_path)
+    run.start(dataclasses.asdict(config), resume=False)  # run.json holds the tuple as a list
+    run.start(dataclasses.asdict(config), resume=True)
+    with pytest.raises(ValueError, match="attributes: run has"):
+        run.start(dataclasses.asdict(dataclasses.replace(config, attributes=("Male",))), resume=True)
 
 
 def test_the_wgan_gp_defaults_are_the_papers_and_differ_from_dcgans():
