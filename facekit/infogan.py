@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facekit import conditional, dcgan, gan, losses, progress
+from facekit import conditional, data, dcgan, gan, losses, progress
 from facekit.training import setting
 
 MEASURE_COLUMNS = gan.MEASURE_COLUMNS + ("information", "code_accuracy")
@@ -117,6 +117,43 @@ class InfoGAN(gan.GAN):
         information, accuracy = self.information(fake["codes"], outputs)
         loss = self.loss_pair.generator(outputs["adversarial"]) + self.information_weight * information
         return loss, {"g_loss": loss, "information": information, "code_accuracy": accuracy}
+
+
+def code_effects(model: InfoGAN, classifier, count: int = 200, seed: int = 0) -> dict:
+    """What each code came to control, read by an attribute classifier: {code name: {attribute: change}}.
+
+    "category k": the predicted rate of each attribute over `count` samples drawn with category k, minus its mean
+    over all categories (same noise for every category; continuous codes at 0). "continuous j": the rate with
+    code j at +1 minus the rate at -1 (same noise, category drawn at random, other continuous codes at 0).
+    classifier: has `names` and `probabilities(uint8 images) -> [N, A]` (facekit.attributes).
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((count, model.latent_dim)).astype(np.float32)
+
+    def rates(category, continuous):
+        images = model.generate({"noise": noise, "codes": model.codes(category, continuous).numpy()})
+        return (classifier.probabilities(data.to_uint8(images)) >= 0.5).mean(axis=0)
+
+    zeros = np.zeros((count, model.continuous_codes))
+    by_category = np.stack([rates(np.full(count, value), zeros) for value in range(model.categories)])
+    effects = {f"category {value}": dict(zip(classifier.names, by_category[value] - by_category.mean(axis=0)))
+               for value in range(model.categories)}
+    random_category = rng.integers(0, model.categories, count)
+    for code in range(model.continuous_codes):
+        low, high = zeros.copy(), zeros.copy()
+        low[:, code], high[:, code] = -1.0, 1.0
+        change = rates(random_category, high) - rates(random_category, low)
+        effects[f"continuous {code}"] = dict(zip(classifier.names, change))
+    return effects
+
+
+def format_code_effects(effects: dict, top: int = 3) -> str:
+    """A Markdown table: each code and the `top` attributes whose predicted rate it moves most (signed)."""
+    lines = ["| code | attributes it moves most (change in predicted rate) |", "|---|---|"]
+    for code, changes in effects.items():
+        largest = sorted(changes.items(), key=lambda item: -abs(item[1]))[:top]
+        lines.append(f"| {code} | " + ", ".join(f"{name} {change:+.2f}" for name, change in largest) + " |")
+    return "\n".join(lines)
 
 
 def build_generator(resolution: int, latent_dim: int, code_length: int, filters: int,
