@@ -1,4 +1,5 @@
-"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif,sample,evaluate,compare}`.
+"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif,sample,evaluate,compare,
+attributes}`.
 
 `train MODEL` has one sub-command per model of facekit.registry, and one option per setting of its config class
 (with the class's default), so the command line never restates a default.
@@ -86,6 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, default=Path("comparison.md"),
                          help="where to write the Markdown table (the CSV goes beside it)")
     compare.set_defaults(handler=run_compare)
+
+    scored = commands.add_parser("attributes", help="the rate of each CelebA attribute an attribute classifier "
+                                                    "predicts on images (and its accuracy where labels exist)")
+    scored.add_argument("run_dir", type=Path, help="run folder of `train attributes`")
+    scored.add_argument("images", type=Path, help="a CelebA source (folder or zip; its labels give the accuracy), "
+                                                  "a generative model's run folder, or a folder of images")
+    scored.add_argument("--count", type=int, default=None,
+                        help="faces to draw from a run (default 1000), or to use of a folder or source (default all)")
+    scored.add_argument("--seed", type=int, default=0)
+    scored.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
+    scored.set_defaults(handler=run_attributes)
     return parser
 
 
@@ -156,6 +168,18 @@ def run_compare(arguments) -> None:
     print(table)
     csv_path = evaluate.write_comparison(rows, table, arguments.out)
     print(f"wrote {arguments.out} and {csv_path}")
+
+
+def run_attributes(arguments) -> None:
+    from facekit import attributes
+
+    if arguments.count is not None and arguments.count < 1:
+        raise ValueError(f"--count must be at least 1, got {arguments.count}")
+    rows, scored = attributes.score(arguments.run_dir, arguments.images, count=arguments.count, seed=arguments.seed)
+    print(f"scored {scored}")
+    print(attributes.format_report(rows))
+    if arguments.csv:
+        print(f"wrote {attributes.write_report_csv(rows, arguments.csv)}")
 
 
 def _check_count(count: int) -> None:

@@ -229,8 +229,7 @@ def sample_run(run_dir, count: int, seed: int = 0, step: int | None = None) -> n
     facekit.registry; GANs draw from their moving-average generator), at its latest checkpoint or at `step`."""
     from facekit import registry
 
-    spec, _ = registry.model_of_run(run_dir)
-    return data.to_uint8(spec.sample(run_dir, count, seed, step=step))
+    return data.to_uint8(registry.sampler(run_dir)(run_dir, count, seed, step=step))
 
 
 def write_image_folder(images, folder) -> Path:

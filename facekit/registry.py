@@ -9,20 +9,22 @@ import importlib
 from typing import Callable
 
 MODEL_MODULES = ("facekit.pca", "facekit.vae", "facekit.dcgan", "facekit.lsgan", "facekit.wgan_gp",
-                 "facekit.hinge", "facekit.began", "facekit.cgan", "facekit.acgan", "facekit.infogan")
+                 "facekit.hinge", "facekit.began", "facekit.cgan", "facekit.acgan", "facekit.infogan",
+                 "facekit.attributes")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A trainable model. train(faces, run_dir, config, resume=False, show_progress=True) -> RunFolder;
     sample(run_dir, count, seed=0, step=None) -> uint8 [count, R, R, 3] (step: a saved checkpoint, default the
-    latest); load(run_dir): the trained model."""
+    latest), or None for a model that draws no faces (the attribute classifier); load(run_dir): the trained
+    model."""
 
     name: str
     summary: str
     config: type
     train: Callable
-    sample: Callable
+    sample: Callable | None
     load: Callable | None = None
 
 
@@ -56,6 +58,14 @@ def model_of_run(run_dir) -> tuple[ModelSpec, object]:
     if unknown:
         raise ValueError(f"{run.config_path}: settings {', '.join(unknown)} are not {spec.name} settings")
     return spec, spec.config(**saved)
+
+
+def sampler(run_dir) -> Callable:
+    """The `sample` of a run folder's model; a ValueError when the model draws no faces."""
+    spec, _ = model_of_run(run_dir)
+    if spec.sample is None:
+        raise ValueError(f"{run_dir} is an attribute classifier: it draws no faces")
+    return spec.sample
 
 
 def config_from_arguments(spec: ModelSpec, values: dict):
