@@ -16,7 +16,6 @@ always answering the commoner value).
 import csv
 import dataclasses
 import io
-import math
 from pathlib import Path
 
 import keras
@@ -227,12 +226,10 @@ def mean_row(rows) -> dict:
 def format_report(rows) -> str:
     """A fixed-width table of a report in percent, one line per attribute and a final "mean" line."""
     header = f"{'attribute':<20}{'predicted':>10}{'accuracy':>10}{'balanced':>10}{'majority':>10}"
-    lines = [header, "-" * len(header)]
-    for row in [*rows, mean_row(rows)]:
-        if row["attribute"] == "mean":
-            lines.append("-" * len(header))
-        lines.append(f"{row['attribute']:<20}" + "".join(f"{_percent(row[column]):>10}" for column in REPORT_COLUMNS[1:]))
-    return "\n".join(lines)
+    lines = [f"{row['attribute']:<20}" + "".join(f"{_percent(row[column]):>10}" for column in REPORT_COLUMNS[1:])
+             for row in [*rows, mean_row(rows)]]
+    rule = "-" * len(header)
+    return "\n".join([header, rule, *lines[:-1], rule, lines[-1]])
 
 
 def write_report_csv(rows, path) -> Path:
@@ -298,12 +295,12 @@ def _config_of(run_dir) -> AttributeConfig:
 
 
 def _is_celeba_source(path: Path) -> bool:
-    markers = ("img_align_celeba", "img_align_celeba.zip", "Img", *data._ATTRIBUTE_FILES)
+    markers = ("img_align_celeba", "img_align_celeba.zip", "Img", "list_attr_celeba.txt", "list_attr_celeba.csv")
     return path.is_file() or any((path / marker).exists() for marker in markers)
 
 
 def _percent(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 MODEL = ModelSpec(name="attributes", summary="attribute classifier: a small CNN for CelebA's 40 attributes",
