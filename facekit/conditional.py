@@ -134,15 +134,22 @@ def build_generator(resolution: int, latent_dim: int, label_count: int, filters:
     return keras.Model({"noise": noise, "labels": labels}, body(both), name="generator")
 
 
+def discriminator_features(resolution: int, filters: int, dtype: str, convolution=keras.layers.Conv2D):
+    """DCGAN's discriminator trunk as one model: images [B, R, R, 3] -> features [B, F]."""
+    return keras.Sequential(dcgan.discriminator_trunk(resolution, filters, dtype, convolution), name="features")
+
+
 def agreement(model: ConditionalGAN, classifier, count: int = 1000, seed: int = 0) -> list[dict]:
     """How often the attribute classifier agrees with the requested labels on `count` conditional samples.
 
     Labels drawn from the run's joint distribution; one row per conditioning attribute that the classifier
-    knows: {attribute, requested_rate, predicted_rate, agreement}, agreement being the fraction of samples
-    whose predicted value (probability >= 0.5) equals the requested one.
+    knows: {attribute, requested_rate, predicted_rate, agreement, chance}. agreement: the fraction of samples
+    whose predicted value (probability >= 0.5) equals the requested one; chance: the same against the requests
+    shuffled among the samples, i.e. what a generator drawing these faces while ignoring its labels would score.
     """
     inputs = model.sampling_inputs(count, seed)
     predicted = classifier.probabilities(data.to_uint8(model.generate(inputs))) >= 0.5
+    shuffled = np.random.default_rng([seed, 2]).permutation(count)
     rows = []
     for index, name in enumerate(model.attributes):
         if name not in classifier.names:
@@ -150,10 +157,6 @@ def agreement(model: ConditionalGAN, classifier, count: int = 1000, seed: int = 
         requested = inputs["labels"][:, index] > 0.5
         said = predicted[:, classifier.names.index(name)]
         rows.append({"attribute": name, "requested_rate": float(requested.mean()),
-                     "predicted_rate": float(said.mean()), "agreement": float((said == requested).mean())})
+                     "predicted_rate": float(said.mean()), "agreement": float((said == requested).mean()),
+                     "chance": float((said == requested[shuffled]).mean())})
     return rows
-
-
-def discriminator_features(resolution: int, filters: int, dtype: str, convolution=keras.layers.Conv2D):
-    """DCGAN's discriminator trunk as one model: images [B, R, R, 3] -> features [B, F]."""
-    return keras.Sequential(dcgan.discriminator_trunk(resolution, filters, dtype, convolution), name="features")

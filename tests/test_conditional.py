@@ -105,6 +105,7 @@ def test_agreement_counts_samples_whose_reading_equals_the_request(tmp_path):
     assert male["agreement"] == pytest.approx(male["requested_rate"])
     assert smiling["agreement"] == pytest.approx(1 - smiling["requested_rate"])
     assert male["requested_rate"] == pytest.approx(0.5, abs=0.05)
+    assert male["chance"] == pytest.approx(male["agreement"])  # the reading ignores the request: chance is all
 
 
 def _module(name):
