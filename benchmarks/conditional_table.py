@@ -8,7 +8,8 @@ benchmarks/attribute_classifier.py):
 
 - agreement.md/.csv: for each conditioning attribute, how often the classifier's reading of a conditional sample
   agrees with the value asked for (label vectors drawn from the training faces' joint distribution), for cgan and
-  acgan, beside the classifier's own accuracy on real held-out faces (the ceiling) and the majority baseline;
+  acgan, with chance (the same samples against shuffled orders), beside the classifier's own accuracy on real
+  held-out faces (the ceiling) and the majority baseline;
 - table.md/.csv: `python -m facekit compare` of the three runs (no face, identified, SWD, MS-SSIM, real row);
 - infogan_codes.md: what each InfoGAN code came to control, read by the classifier.
 
@@ -84,18 +85,23 @@ def write_agreement(faces, classifier, arguments) -> None:
         columns[name] = {row["attribute"]: row for row in conditional.agreement(model, classifier,
                                                                                arguments.count, seed=0)}
     lines = ["| attribute | asked for (rate) | classifier on real held-out faces | majority baseline | "
-             + " | ".join(f"{name} agreement" for name in columns) + " |",
+             + " | ".join(f"{name} agreement (chance)" for name in columns) + " |",
              "|---|---:|---:|---:|" + "---:|" * len(columns)]
-    csv = ["attribute,requested_rate,classifier_accuracy,majority_baseline," + ",".join(columns)]
+    csv = ["attribute,requested_rate,classifier_accuracy,majority_baseline,"
+           + ",".join(f"{name}_agreement,{name}_chance" for name in columns)]
     for attribute in columns["cgan"]:
-        values = [columns[name][attribute]["agreement"] for name in columns]
+        cells = [columns[name][attribute] for name in columns]
         requested = columns["cgan"][attribute]["requested_rate"]
         lines.append(f"| {attribute} | {requested:.3f} | {real[attribute]['accuracy']:.3f} | "
-                     f"{real[attribute]['majority_baseline']:.3f} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+                     f"{real[attribute]['majority_baseline']:.3f} | "
+                     + " | ".join(f"{cell['agreement']:.3f} ({cell['chance']:.3f})" for cell in cells) + " |")
         csv.append(f"{attribute},{requested:.4f},{real[attribute]['accuracy']:.4f},"
-                   f"{real[attribute]['majority_baseline']:.4f}," + ",".join(f"{v:.4f}" for v in values))
-    means = [sum(columns[name][a]["agreement"] for a in columns[name]) / len(columns[name]) for name in columns]
-    lines.append("| **mean** | | | | " + " | ".join(f"**{v:.3f}**" for v in means) + " |")
+                   f"{real[attribute]['majority_baseline']:.4f},"
+                   + ",".join(f"{cell['agreement']:.4f},{cell['chance']:.4f}" for cell in cells))
+    means = [[sum(columns[name][a][key] for a in columns[name]) / len(columns[name]) for key in ("agreement", "chance")]
+             for name in columns]
+    lines.append("| **mean** | | | | " + " | ".join(f"**{agree:.3f}** ({chance:.3f})" for agree, chance in means)
+                 + " |")
     (arguments.out / "agreement.md").write_text("\n".join(lines) + "\n")
     (arguments.out / "agreement.csv").write_text("\n".join(csv) + "\n")
     print("\n".join(lines))

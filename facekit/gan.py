@@ -65,11 +65,13 @@ class GANConfig(StepConfig):
 
 
 class GAN(keras.Model):
-    """Generator + discriminator trained by `train_on_batch({"images": [n_critic * B, R, R, 3]})`.
+    """Generator + discriminator trained by `train_on_batch({"images": [n_critic * B, R, R, 3]})` (plus
+    "labels" [n_critic * B, L] for a conditional model).
 
-    generator: noise float32 [B, latent_dim] -> images [B, R, R, 3] in [-1, 1]; discriminator: images -> outputs
-    [B, 1] (logits or critic values) read by `loss_pair`. Returns the step's d_loss, g_loss, d_real and d_fake
-    (means of D(x) and D(G(z)), as probabilities when the pair's outputs are logits), and model measures.
+    generator: noise float32 [B, latent_dim] (or a dict of named inputs, one of them "noise") -> images
+    [B, R, R, 3] in [-1, 1]; discriminator: images -> outputs [B, 1] (logits or critic values) read by
+    `loss_pair`. Returns the step's d_loss, g_loss, d_real and d_fake (means of D(x) and D(G(z)), as
+    probabilities when the pair's outputs are logits), and model measures.
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, loss_pair: losses.LossPair,
