@@ -163,5 +163,7 @@ def test_on_real_faces_a_tiny_classifier_beats_the_baseline_on_sex_and_smiles(tm
     heldout = attributes.heldout_faces(run.path, faces)
     rows = {row["attribute"]: row for row in attributes.report(
         attributes.load(run.path).probabilities(heldout.images), attributes.NAMES, attributes.labels_of(heldout))}
+    # measured on 300 held-out faces: Male 77.7% (baseline 57.7%), Smiling 75.0% (56.7%); the full recipe's
+    # numbers are benchmarks/attribute_classifier.py's
     for name in ("Male", "Smiling"):
         assert rows[name]["accuracy"] >= rows[name]["majority_baseline"] + 0.1, rows[name]
