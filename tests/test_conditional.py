@@ -112,3 +112,17 @@ def _module(name):
     import importlib
 
     return importlib.import_module(f"facekit.{name}")
+
+
+def test_a_conditional_runs_snapshots_have_one_column_per_order(tmp_path):
+    from PIL import Image
+
+    from facekit import progress
+
+    spec = registry.model("cgan")
+    run = spec.train(faces_with(LABELS), tmp_path / "run", spec.config(**TINY, steps=2, grid_size=8),
+                     show_progress=False)
+    snapshot = np.asarray(Image.open(run.sample_path(2)))
+    expected = progress.image_grid(np.zeros((8, 32, 32, 3), np.uint8), columns=4)  # 2 rows of 4 orders
+    assert snapshot.shape == expected.shape
+    assert (run.path / conditional.LABELS_FILE).exists() and run.gif_path.exists()
