@@ -73,16 +73,18 @@ def build_discriminator(resolution: int = 64, filters: int = 64, dtype: str = "f
     stays per image. The output layer stays float32 under a mixed policy, for a stable loss. `convolution` and
     `dense` are the layer classes (SNGAN passes spectrally normalised ones).
     """
-    layers = discriminator_trunk(resolution, filters, dtype, convolution)
-    layers.append(dense(1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02), dtype="float32"))
+    initializer = keras.initializers.RandomNormal(stddev=0.02)
+    layers = discriminator_trunk(resolution, filters, dtype, convolution, initializer)
+    layers.append(dense(1, kernel_initializer=initializer, dtype="float32"))
     return keras.Sequential(layers, name="discriminator")
 
 
 def discriminator_trunk(resolution: int = 64, filters: int = 64, dtype: str = "float32",
-                        convolution=keras.layers.Conv2D) -> list:
+                        convolution=keras.layers.Conv2D, initializer=None) -> list:
     """The discriminator's layers before its output: images [B, R, R, 3] -> features [B, 4 * 4 * 8 * filters]
-    (for 64x64), as a list starting with the Input, which the conditional models put their own heads on."""
-    initializer = keras.initializers.RandomNormal(stddev=0.02)
+    (for 64x64), as a list starting with the Input, which the conditional models put their own heads on.
+    Weights from N(0, 0.02) (`initializer`, when the caller shares one with its head)."""
+    initializer = initializer or keras.initializers.RandomNormal(stddev=0.02)
     layers = [keras.Input((resolution, resolution, 3))]
     size = resolution
     for index in range(_upsamplings(resolution)):
