@@ -103,7 +103,8 @@ def main() -> None:
     fitting, measuring = slice(0, half), slice(half, arguments.samples)
     has = {name: probabilities[:, names.index(name)] > 0.5 for name in EDITED}
     say("judged with each attribute, all samples: " + ", ".join(f"{name} {has[name].mean():.1%}" for name in EDITED))
-    labels = {name: fitting_labels(probabilities[fitting, names.index(name)]) for name in EDITED}
+    labels = {name: latent.fitting_labels(probabilities[fitting, names.index(name)], SMALLEST_SIDE)
+              for name in EDITED}
     directions = {(name, kind): fit(kind, latents[fitting], labels[name]) for name in EDITED for kind in KINDS}
     for kind in KINDS:
         male = directions["Male", kind]
@@ -191,19 +192,6 @@ class Cache:
         return sum(seconds for name, seconds in self.seconds().items() if name in self.used)
 
 
-def fitting_labels(probability) -> np.ndarray:
-    """bool [N]: judged with it (probability [N] above 0.5), each side widened to at least SMALLEST_SIDE of the N
-    by the probability's rank (the likeliest to have it join "with", the least likely "without")."""
-    has = probability > 0.5
-    order = np.argsort(probability)
-    smallest = int(np.ceil(SMALLEST_SIDE * len(probability)))
-    if has.sum() < smallest:
-        has[order[-smallest:]] = True
-    if (~has).sum() < smallest:
-        has[order[:smallest]] = False
-    return has
-
-
 def fit(kind: str, latents, has) -> np.ndarray:
     """The unit direction of one attribute: "mean difference" or "linear" (logistic-regression normal)."""
     if kind == "mean difference":
@@ -249,7 +237,7 @@ def arithmetic_rates(latents, probabilities, names, draw, classifier, arguments)
     "exemplars": the 3 surest latents of each group}."""
     male, glasses = probabilities[:, names.index("Male")], probabilities[:, names.index("Eyeglasses")]
     sureness = (male * glasses, male * (1 - glasses), (1 - male) * (1 - glasses))  # of being in each group
-    pools = [np.flatnonzero(fitting_labels(score)) for score in sureness]
+    pools = [np.flatnonzero(latent.fitting_labels(score, SMALLEST_SIDE)) for score in sureness]
 
     def rates(points):
         verdicts = classifier.probabilities(draw(np.stack(points))) > 0.5

@@ -285,13 +285,13 @@ def _celeba_images(run_dir, source: Path, count, seed) -> tuple:
 
 
 def _config_of(run_dir) -> AttributeConfig:
-    run = RunFolder(run_dir)
-    if not run.config_path.exists():
-        raise FileNotFoundError(f"{run.config_path}: not a run folder (no run.json)")
-    saved = run.read_config()
-    if saved.get("model") != "attributes":
-        raise ValueError(f"{run.path} is a {saved.get('model')} run, not an attribute classifier")
-    return AttributeConfig(**saved)
+    """The saved config of an attribute classifier's run folder (a ValueError for another model's run)."""
+    from facekit import registry
+
+    spec, config = registry.model_of_run(run_dir)
+    if spec is not MODEL:
+        raise ValueError(f"{run_dir} is a {spec.name} run, not an attribute classifier")
+    return config
 
 
 def _is_celeba_source(path: Path) -> bool:

@@ -76,6 +76,22 @@ def save_strip_gif(frames, path, seconds_per_frame: float = STRIP_SECONDS_PER_FR
         temporary, there_and_back, extension=".gif", duration=durations.tolist(), loop=0, optimize=True))
 
 
+def fitting_labels(probabilities, smallest_fraction: float = 0.1) -> np.ndarray:
+    """bool [N]: which latents count as "with" the attribute when fitting a direction, from a classifier's
+    probabilities [N]: those above 0.5, each side widened by rank to at least `smallest_fraction` of the N (the
+    likeliest join "with", the least likely "without"), as InterFaceGAN ranks samples by score, so that an
+    attribute the generator rarely draws (glasses) still has enough samples on its side to fit."""
+    probabilities = np.asarray(probabilities, np.float64)
+    has = probabilities > 0.5
+    order = np.argsort(probabilities, kind="stable")
+    smallest = int(np.ceil(smallest_fraction * len(probabilities)))
+    if has.sum() < smallest:
+        has[order[len(order) - smallest :]] = True
+    if (~has).sum() < smallest:
+        has[order[:smallest]] = False
+    return has
+
+
 def mean_difference_direction(latents, has) -> np.ndarray:
     """Unit float32 [D]: mean of the latents [N, D] with the attribute (has: bool [N]) minus the mean of the others."""
     latents, has = _labelled(latents, has, "mean_difference_direction")

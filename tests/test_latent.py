@@ -232,3 +232,11 @@ def test_encoder_means_are_the_encoders_mean_output_in_any_batch_size():
     expected, _ = encoder(data.to_float(images), training=False)
     np.testing.assert_allclose(means, np.asarray(expected), atol=1e-5)
     np.testing.assert_allclose(latent.encoder_means(model, images), means, atol=1e-5)
+
+
+def test_fitting_labels_widen_a_rare_side_to_the_likeliest_by_rank():
+    probabilities = np.array([0.9, 0.2, 0.45, 0.1, 0.3, 0.05, 0.4, 0.15, 0.25, 0.35])  # one "with" of ten
+    np.testing.assert_array_equal(latent.fitting_labels(probabilities, 0.1), probabilities > 0.5)  # 1 of 10: enough
+    widened = latent.fitting_labels(probabilities, 0.3)  # at least 3 a side: the two likeliest join "with"
+    np.testing.assert_array_equal(np.flatnonzero(widened), [0, 2, 6])
+    np.testing.assert_array_equal(np.flatnonzero(~latent.fitting_labels(1 - probabilities, 0.3)), [0, 2, 6])
