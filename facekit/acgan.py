@@ -103,5 +103,4 @@ def build(config: ACGANConfig) -> AuxiliaryClassifierGAN:
     return gan.compile_gan(model, config)
 
 
-MODEL = gan.model_spec("acgan", "ACGAN: attributes by concatenation in G and an auxiliary classifier head in D",
-                       ACGANConfig, build)
+MODEL = gan.model_spec("acgan", ACGANConfig, build)

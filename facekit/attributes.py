@@ -303,5 +303,4 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-MODEL = ModelSpec(name="attributes", summary="attribute classifier: a small CNN for CelebA's 40 attributes",
-                  config=AttributeConfig, train=train, sample=None, load=load)
+MODEL = ModelSpec(name="attributes", config=AttributeConfig, train=train, sample=None, load=load)

@@ -162,4 +162,4 @@ def _levels(resolution: int) -> int:
     return int(math.log2(resolution)) - 2
 
 
-MODEL = gan.model_spec("began", "BEGAN: an autoencoder discriminator balanced by k_t", BEGANConfig, build)
+MODEL = gan.model_spec("began", BEGANConfig, build)

@@ -64,5 +64,4 @@ def build(config: CGANConfig) -> ProjectionGAN:
     return gan.compile_gan(model, config)
 
 
-MODEL = gan.model_spec("cgan", "cGAN: attributes by concatenation in G and by projection in an SN discriminator "
-                       "(hinge loss)", CGANConfig, build)
+MODEL = gan.model_spec("cgan", CGANConfig, build)

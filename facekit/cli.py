@@ -16,8 +16,8 @@ EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
 
 def main(argv=None) -> int:
     """Run one command; on bad input print a one-line reason and return a non-zero status."""
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    arguments = build_parser(argv).parse_args(argv)
     try:
         arguments.handler(arguments)
     except EXPECTED_ERRORS as error:
@@ -29,7 +29,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser of every command. With `argv`, only the command it names gets the options that need heavy
+    imports (`train MODEL`: the model's module, with TensorFlow; `evaluate`, `compare`: the metrics), so that
+    `--help` and `prepare` start at once; without `argv`, every command and model gets all of its options."""
     parser = argparse.ArgumentParser(prog="python -m facekit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -51,8 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = train.add_subparsers(dest="model", required=True)
     from facekit import registry
 
-    for spec in registry.models().values():
-        model = models.add_parser(spec.name, help=spec.summary, description=spec.summary)
+    for name in registry.MODELS:
+        model = models.add_parser(name, help=registry.summary(name), description=registry.summary(name))
+        if not _wanted(argv, "train", name):
+            continue
+        spec = registry.model(name)
         model.add_argument("--data", dest="source", type=Path, default=None,
                            help="CelebA folder or zip (default: $FACEKIT_CELEBA, data/celeba, else the synthetic set)")
         model.add_argument("--run", type=Path, required=True, help="run folder (log.csv, samples/, checkpoints/, GIF)")
@@ -65,8 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     gif.add_argument("--out", type=Path, help="where to write it (default RUN_DIR/progress.gif)")
     gif.set_defaults(handler=run_gif)
 
-    from facekit import data, evaluate
-
     sample = commands.add_parser("sample", help="write N generated faces of a run as PNG files")
     sample.add_argument("run_dir", type=Path)
     sample.add_argument("--count", type=int, required=True)
@@ -78,12 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = commands.add_parser("evaluate", help="measure generated faces against real ones (evaluation.csv/json)")
     measure.add_argument("target", type=Path, help="run folder (sampled at its latest checkpoint) or folder of images")
-    _add_evaluation_arguments(measure, evaluate, data)
+    if _wanted(argv, "evaluate"):
+        _add_evaluation_arguments(measure)
     measure.set_defaults(handler=run_evaluate)
 
     compare = commands.add_parser("compare", help="evaluate several runs and print one table (Markdown and CSV)")
     compare.add_argument("runs", type=Path, nargs="+", help="run folders")
-    _add_evaluation_arguments(compare, evaluate, data)
+    if _wanted(argv, "compare"):
+        _add_evaluation_arguments(compare)
     compare.add_argument("--out", type=Path, default=Path("comparison.md"),
                          help="where to write the Markdown table (the CSV goes beside it)")
     compare.set_defaults(handler=run_compare)
@@ -182,12 +188,22 @@ def run_attributes(arguments) -> None:
         print(f"wrote {attributes.write_report_csv(rows, arguments.csv)}")
 
 
+def _wanted(argv, command: str, model: str | None = None) -> bool:
+    """Whether argv asks for `command` (and for `train`, `model`); always true without argv."""
+    if argv is None:
+        return True
+    words = [word for word in argv if not word.startswith("-")]
+    return words[:1] == [command] and (model is None or words[1:2] == [model])
+
+
 def _check_count(count: int) -> None:
     if count < 2:
         raise ValueError(f"--count must be at least 2, got {count}")
 
 
-def _add_evaluation_arguments(parser, evaluate, data) -> None:
+def _add_evaluation_arguments(parser) -> None:
+    from facekit import data, evaluate
+
     parser.add_argument("--real", type=Path, default=None,
                         help="CelebA folder or zip to compare with (default: the run's own source)")
     parser.add_argument("--count", type=int, default=1000, help="generated and real images to compare")

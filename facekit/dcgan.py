@@ -160,5 +160,4 @@ def _upsamplings(resolution: int) -> int:
     return int(math.log2(resolution)) - 2
 
 
-MODEL = gan.model_spec("dcgan", "DCGAN: the non-saturating loss, one discriminator update per step", DCGANConfig,
-                       build)
+MODEL = gan.model_spec("dcgan", DCGANConfig, build)

@@ -320,11 +320,11 @@ def sample(run_dir, count: int, seed: int = 0, step: int | None = None, config_c
     return data.to_uint8(model.generate(model.sampling_inputs(count, seed)))
 
 
-def model_spec(name: str, summary: str, config_class: type, build):
+def model_spec(name: str, config_class: type, build):
     """The registry entry of a model on the engine: its config, and the engine's train and sample for `build`."""
     from facekit.registry import ModelSpec
 
-    return ModelSpec(name=name, summary=summary, config=config_class, train=functools.partial(train, build=build),
+    return ModelSpec(name=name, config=config_class, train=functools.partial(train, build=build),
                      sample=functools.partial(sample, config_class=config_class, build=build),
                      load=functools.partial(load, config_class=config_class, build=build))
 

@@ -31,5 +31,4 @@ def build(config: HingeConfig) -> gan.GAN:
     return dcgan.build(config, losses.LOSS_PAIRS["hinge"], discriminator=discriminator)
 
 
-MODEL = gan.model_spec("hinge", "SNGAN: the hinge loss with a spectrally normalised discriminator", HingeConfig,
-                       build)
+MODEL = gan.model_spec("hinge", HingeConfig, build)

@@ -198,5 +198,4 @@ def build(config: InfoGANConfig) -> InfoGAN:
     return gan.compile_gan(model, config)
 
 
-MODEL = gan.model_spec("infogan", "InfoGAN: categorical and continuous codes G must make recoverable by a Q head",
-                       InfoGANConfig, build)
+MODEL = gan.model_spec("infogan", InfoGANConfig, build)

@@ -24,4 +24,4 @@ def build(config: LSGANConfig) -> gan.GAN:
     return dcgan.build(config, losses.LOSS_PAIRS["least_squares"])
 
 
-MODEL = gan.model_spec("lsgan", "LSGAN: DCGAN's networks with the least-squares loss", LSGANConfig, build)
+MODEL = gan.model_spec("lsgan", LSGANConfig, build)

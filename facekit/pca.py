@@ -355,5 +355,4 @@ def _progress_bar(total: int, show: bool):
     return tqdm(total=total, desc="pca passes over the data", unit="pass", disable=not show)
 
 
-MODEL = ModelSpec(name="pca", summary="eigenfaces by randomized PCA; a 'step' is the number of components",
-                  config=PCAConfig, train=train_run, sample=sample, load=load_eigenfaces)
+MODEL = ModelSpec(name="pca", config=PCAConfig, train=train_run, sample=sample, load=load_eigenfaces)

@@ -1,27 +1,39 @@
 """The one list of models: `python -m facekit train MODEL`, `sample`, `evaluate` and `compare` read it.
 
-Each model module defines `MODEL = ModelSpec(...)`: its name, its config class (every setting and default, which
-the command line turns into options and run.json records), how to train it and how to sample a run of it.
+MODELS names each model, its module and its one-line summary, so that the command line can list them without
+importing TensorFlow. Each model module defines `MODEL = ModelSpec(...)`: its name, its config class (every
+setting and default, which the command line turns into options and run.json records), how to train it and how to
+sample a run of it; a module is imported only when its model is used.
 """
 
 import dataclasses
 import importlib
 from typing import Callable
 
-MODEL_MODULES = ("facekit.pca", "facekit.vae", "facekit.dcgan", "facekit.lsgan", "facekit.wgan_gp",
-                 "facekit.hinge", "facekit.began", "facekit.cgan", "facekit.acgan", "facekit.infogan",
-                 "facekit.attributes")
+MODELS = {  # name: (module, summary), in teaching order
+    "pca": ("facekit.pca", "eigenfaces by randomized PCA; a 'step' is the number of components"),
+    "vae": ("facekit.vae", "convolutional VAE trained on the negative ELBO"),
+    "dcgan": ("facekit.dcgan", "DCGAN: the non-saturating loss, one discriminator update per step"),
+    "lsgan": ("facekit.lsgan", "LSGAN: DCGAN's networks with the least-squares loss"),
+    "wgan-gp": ("facekit.wgan_gp", "WGAN-GP: a Wasserstein critic with a gradient penalty, 5 critic steps per step"),
+    "hinge": ("facekit.hinge", "SNGAN: the hinge loss with a spectrally normalised discriminator"),
+    "began": ("facekit.began", "BEGAN: an autoencoder discriminator balanced by k_t"),
+    "cgan": ("facekit.cgan", "cGAN: attributes by concatenation in G and by projection in an SN discriminator "
+                             "(hinge loss)"),
+    "acgan": ("facekit.acgan", "ACGAN: attributes by concatenation in G and an auxiliary classifier head in D"),
+    "infogan": ("facekit.infogan", "InfoGAN: categorical and continuous codes G must make recoverable by a Q head"),
+    "attributes": ("facekit.attributes", "attribute classifier: a small CNN for CelebA's 40 attributes"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A trainable model. train(faces, run_dir, config, resume=False, show_progress=True) -> RunFolder;
+    """A trainable model (its summary is in MODELS). train(faces, run_dir, config, resume=False, show_progress=True) -> RunFolder;
     sample(run_dir, count, seed=0, step=None) -> uint8 [count, R, R, 3] (step: a saved checkpoint, default the
     latest), or None for a model that draws no faces (the attribute classifier); load(run_dir): the trained
     model."""
 
     name: str
-    summary: str
     config: type
     train: Callable
     sample: Callable | None
@@ -29,17 +41,20 @@ class ModelSpec:
 
 
 def models() -> dict[str, ModelSpec]:
-    """Every model, by name, in teaching order."""
-    specs = [importlib.import_module(module).MODEL for module in MODEL_MODULES]
-    return {spec.name: spec for spec in specs}
+    """Every model, by name, in teaching order (imports every model module, and so TensorFlow)."""
+    return {name: model(name) for name in MODELS}
 
 
 def model(name: str) -> ModelSpec:
-    """The model called `name`; a ValueError names the known ones."""
-    known = models()
-    if name not in known:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(known)}")
-    return known[name]
+    """The model called `name`, importing its module only; a ValueError names the known ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return importlib.import_module(MODELS[name][0]).MODEL
+
+
+def summary(name: str) -> str:
+    """The one-line summary of the model called `name`, without importing it."""
+    return MODELS[name][1]
 
 
 def model_of_run(run_dir) -> tuple[ModelSpec, object]:
@@ -50,9 +65,9 @@ def model_of_run(run_dir) -> tuple[ModelSpec, object]:
     if not run.config_path.exists():
         raise FileNotFoundError(f"{run.config_path}: not a run folder (no run.json)")
     saved = run.read_config()
-    spec = models().get(saved.get("model"))
-    if spec is None:
-        raise ValueError(f"{run.config_path}: unknown model {saved.get('model')!r}; known: {', '.join(models())}")
+    if saved.get("model") not in MODELS:
+        raise ValueError(f"{run.config_path}: unknown model {saved.get('model')!r}; known: {', '.join(MODELS)}")
+    spec = model(saved["model"])
     fields = {field.name for field in dataclasses.fields(spec.config)}
     unknown = sorted(set(saved) - fields)
     if unknown:

@@ -212,5 +212,4 @@ def _downsamplings(resolution: int) -> int:
     return int(math.log2(resolution)) - 2
 
 
-MODEL = ModelSpec(name="vae", summary="convolutional VAE trained on the negative ELBO", config=VAEConfig, train=train,
-                  sample=sample, load=load_vae)
+MODEL = ModelSpec(name="vae", config=VAEConfig, train=train, sample=sample, load=load_vae)

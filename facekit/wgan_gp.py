@@ -35,5 +35,4 @@ def build(config: WGANGPConfig) -> gan.GAN:
                        gradient_penalty_weight=config.gradient_penalty_weight)
 
 
-MODEL = gan.model_spec("wgan-gp", "WGAN-GP: a Wasserstein critic with a gradient penalty, 5 critic steps per step",
-                       WGANGPConfig, build)
+MODEL = gan.model_spec("wgan-gp", WGANGPConfig, build)

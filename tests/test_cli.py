@@ -99,3 +99,25 @@ def test_a_lessons_run_continues_from_the_command_line(tmp_path, monkeypatch):
                  *options, "--resume"]) == 0
     run = RunFolder(tmp_path / "lesson")
     assert [row["step"] for row in run.read_log()] == [1, 2] and run.read_config()["profile"] == "smoke"
+
+
+
+def _imports_tensorflow(argv) -> bool:
+    """Whether building the parser for argv, in a fresh interpreter, imports TensorFlow."""
+    import subprocess
+    import sys
+
+    script = f"import sys; from facekit import cli; cli.build_parser({argv!r}); print('tensorflow' in sys.modules)"
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    return printed.strip() == "True"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["prepare", "faces", "--resolution", "32"],
+                                  ["sample", "run", "--count", "2", "--out", "x"]])
+def test_commands_that_need_no_model_import_no_tensorflow(argv):
+    """`--help`, `prepare` and the parsing of `sample` never pay TensorFlow's import (seconds)."""
+    assert not _imports_tensorflow(argv)
+
+
+def test_train_imports_only_the_model_it_names():
+    assert _imports_tensorflow(["train", "dcgan", "--run", "r"])
