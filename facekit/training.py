@@ -272,16 +272,17 @@ class RunFolder:
 
 def start_run(faces, run_dir, config, resume: bool) -> tuple:
     """A trainer's first steps: the config completed for `faces` (source, resolved precision), the faces it
-    trains on (less its held-out people), the run folder started (or checked, to resume), the seeds set.
+    trains on (less its held-out people), the run folder started (or checked, to resume), the seeds set and
+    TensorFlow's ops made deterministic (so that a resumed run equals an uninterrupted one on a GPU too).
     Returns (training faces, config, run)."""
-    import keras
+    import facekit
 
     faces = as_faces(faces)
     config = config_for(config, faces, precision=resolve_precision(config.precision))
     training, _ = split(faces, config)
     run = RunFolder(run_dir)
     run.start(dataclasses.asdict(config), resume=resume)
-    keras.utils.set_random_seed(config.seed)
+    facekit.seed_everything(config.seed)
     return training, config, run
 
 

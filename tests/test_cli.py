@@ -121,3 +121,20 @@ def test_commands_that_need_no_model_import_no_tensorflow(argv):
 
 def test_train_imports_only_the_model_it_names():
     assert _imports_tensorflow(["train", "dcgan", "--run", "r"])
+
+
+def test_a_command_line_run_makes_tensorflow_deterministic(tmp_path):
+    """`train` (as every trainer, through training.start_run) turns on op determinism, so that a resumed run equals
+    an uninterrupted one on a GPU as well; a fresh interpreter starts without it."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from facekit import cli; from tensorflow.python.framework import config as tf_config; "
+              "before = tf_config.is_op_determinism_enabled(); "
+              f"status = cli.main(['synth', {str(tmp_path / 'faces')!r}, '--count', '16']) or cli.main(['train', "
+              f"'vae', '--data', {str(tmp_path / 'faces')!r}, '--resolution', '32', '--steps', '1', '--batch-size', "
+              f"'4', '--filters', '4', '--run', {str(tmp_path / 'run')!r}]); "
+              "print(status, before, tf_config.is_op_determinism_enabled())")
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "FACEKIT_DATA": str(tmp_path / "data")}).stdout
+    assert printed.strip().splitlines()[-1] == "0 False True"
