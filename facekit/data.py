@@ -178,9 +178,65 @@ class Faces:
         def pick(values):
             return None if values is None else values[indices]
 
-        return dataclasses.replace(self, images=self.images[indices], filenames=[self.filenames[i] for i in indices],
+        images = IndexedImages.of(self.images, indices) if _is_file_backed(self.images) else self.images[indices]
+        return dataclasses.replace(self, images=images, filenames=[self.filenames[i] for i in indices],
                                    attributes=pick(self.attributes), partitions=pick(self.partitions),
                                    identities=pick(self.identities))
+
+
+class IndexedImages:
+    """Some rows of a memory-mapped image cache, read only when used: a subset of the cache (a split, a partition,
+    a selection) costs its indices, not a copy of its images (2.2 GB for CelebA's training set at 64x64).
+
+    Indexing (`images[i]`, `images[a:b]`, `images[index_array]`) reads just those rows; NumPy functions and any
+    other ndarray attribute (`astype`, `min`, ...) read the selected rows into memory first.
+    """
+
+    def __init__(self, base: np.ndarray, indices):
+        self.base = base
+        self.indices = np.asarray(indices, np.int64)
+
+    @classmethod
+    def of(cls, images, indices) -> "IndexedImages":
+        """The rows `indices` of `images` (a memory map, or IndexedImages: the indices compose)."""
+        if isinstance(images, IndexedImages):
+            return cls(images.base, images.indices[np.asarray(indices, np.int64)])
+        return cls(images, indices)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.indices), *self.base.shape[1:])
+
+    @property
+    def dtype(self):
+        return self.base.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            return self[key[0]][(slice(None), *key[1:])] if not np.isscalar(key[0]) else self[key[0]][key[1:]]
+        chosen = self.indices[key]
+        if np.ndim(chosen) == 0:
+            return self.base[int(chosen)]
+        order = np.argsort(chosen, kind="stable")  # read the file in order, then put the rows back as asked
+        rows = self.base[chosen[order]]
+        rows[order] = rows.copy()
+        return rows
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("base", "indices"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
 
 
 def default_source() -> Path:
@@ -265,6 +321,11 @@ def batches(images, batch_size: int, seed: int, start_step: int = 0):
     return batch_dicts(images, batch_size, seed, start_step).map(lambda batch: batch["images"])
 
 
+def _is_file_backed(images) -> bool:
+    """Whether `images` live in a memory-mapped file (so that a subset should not copy them)."""
+    return isinstance(images, (IndexedImages, np.memmap))
+
+
 def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=None):
     """`batches` as dicts: {"images": float32 [B, H, W, 3]}, plus {"labels": float32 [B, L]} when `labels`
     (an array [N, L] aligned with the images) is given, so that labels ride along with their images."""
@@ -288,7 +349,7 @@ def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=
 
     def rows(step):
         chosen = indices(step)
-        pixels = np.take(images, chosen, axis=0)
+        pixels = np.asarray(images[chosen])
         return pixels if labels is None else (pixels, np.take(labels, chosen, axis=0).astype(np.float32))
 
     def batch(step):

@@ -471,3 +471,34 @@ def test_batch_dicts_carry_each_images_labels_with_it():
     np.testing.assert_array_equal(first["images"], next(iter(data.batches(images, 4, seed=3))))
     with pytest.raises(ValueError, match="5 label rows for 30 images"):
         data.batch_dicts(images, 4, seed=3, labels=labels[:5])
+
+
+def test_a_subset_of_the_cache_reads_its_rows_without_copying_the_set(tmp_path):
+    """A held-out split of a memory-mapped cache keeps indices, not a copy of the training images (2.2 GB for
+    CelebA at 64x64): building it allocates a small fraction of the images' bytes, and every way of reading it
+    gives the rows a copy would."""
+    import tracemalloc
+
+    count = 2000
+    pixels = np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "cache.npy", pixels)
+    cached = np.load(tmp_path / "cache.npy", mmap_mode="r")
+    faces = data.Faces(images=cached, filenames=[f"{i:06d}.jpg" for i in range(count)],
+                       identities=np.arange(count) // 4)
+    tracemalloc.start()
+    training, heldout = faces.split_by_identity((0.9, 0.1), seed=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < pixels.nbytes / 20, f"the split allocated {peak} bytes for {pixels.nbytes} bytes of images"
+    chosen = np.array([int(name[:6]) for name in training.filenames])
+    np.testing.assert_array_equal(np.asarray(training.images), pixels[chosen])
+    assert training.images.shape == (len(chosen), 32, 32, 3) and training.images.dtype == np.uint8
+    np.testing.assert_array_equal(training.images[7], pixels[chosen[7]])
+    np.testing.assert_array_equal(training.images[10:20], pixels[chosen[10:20]])
+    np.testing.assert_array_equal(training.images[[5, 2, 9]], pixels[chosen[[5, 2, 9]]])  # order kept
+    np.testing.assert_array_equal(training.images[3, :, :, 0], pixels[chosen[3], :, :, 0])
+    inner = training.split_by_identity((0.5, 0.5), seed=2)[0]  # a subset of a subset: indices compose
+    np.testing.assert_array_equal(np.asarray(inner.images), pixels[[int(name[:6]) for name in inner.filenames]])
+    assert training.images.astype(np.float32).mean() == pytest.approx(pixels[chosen].mean())
+    first = next(iter(data.batch_dicts(training.images, 8, seed=3)))["images"]
+    np.testing.assert_array_equal(first, next(iter(data.batch_dicts(pixels[chosen], 8, seed=3)))["images"])
