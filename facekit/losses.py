@@ -82,14 +82,16 @@ def hinge_generator_loss(fake):
 def gradient_penalty(critic, real_images, fake_images, seed, epsilon: float = 1e-10):
     """WGAN-GP's mean((||grad critic(x_hat)|| - 1)^2), unweighted: (penalty float32 [], gradient norms float32 [B]).
 
-    real_images, fake_images: float [B, H, W, C]; seed: int pair or int tensor [2]. x_hat = real + alpha * (fake -
-    real) with alpha ~ U(0, 1) per image, a pure function of `seed`. The norm is sqrt(sum of squares + epsilon),
+    real_images, fake_images: float [B, H, W, C], or any [B, ...] (points [B, 2] of a 2-D toy); seed: int pair or
+    int tensor [2]. x_hat = real + alpha * (fake - real) with alpha ~ U(0, 1) per image, a pure function of `seed`
+    (the same B values whatever the rank). The norm is sqrt(sum of squares + epsilon),
     finite in value and gradient when the critic's gradient is zero. Differentiable with respect to the critic's
     weights (an outer GradientTape sees second-order gradients); the caller multiplies the penalty by lambda = 10.
     """
     real_images = tf.cast(real_images, tf.float32)
     fake_images = tf.cast(fake_images, tf.float32)
-    alpha = tf.random.stateless_uniform([tf.shape(real_images)[0], 1, 1, 1], seed=seed)
+    alpha_shape = tf.concat([tf.shape(real_images)[:1], tf.ones([tf.rank(real_images) - 1], tf.int32)], axis=0)
+    alpha = tf.random.stateless_uniform(alpha_shape, seed=seed)  # [B, 1, ..., 1]
     interpolates = real_images + alpha * (fake_images - real_images)
     with tf.GradientTape() as tape:
         tape.watch(interpolates)

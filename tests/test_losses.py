@@ -111,6 +111,23 @@ def test_linear_critic_gradient_norm_is_the_weight_norm():
     np.testing.assert_allclose(norms, np.ones(5), rtol=1e-6)
 
 
+def test_points_get_the_alphas_images_get():
+    # a linear critic on points [B, 2]: every norm is ||w||; x_hat uses the same alpha per row as images would
+    weights = tf.Variable([[3.0], [4.0]])
+    real, fake = _images(4, 1)[:, 0, 0, :2], _images(4, 2)[:, 0, 0, :2]
+    seen = []
+
+    def critic(points, training=False):
+        seen.append(points)
+        return points @ weights
+
+    penalty, norms = losses.gradient_penalty(critic, real, fake, seed=(5, 6))
+    np.testing.assert_allclose(norms, np.full(4, 5.0), rtol=1e-6)
+    assert float(penalty) == pytest.approx(16.0, rel=1e-5)
+    alpha = tf.random.stateless_uniform([4, 1, 1, 1], seed=(5, 6)).numpy()[:, :, 0, 0]
+    np.testing.assert_allclose(seen[0], real + alpha * (fake - real), rtol=1e-6)
+
+
 def _small_critic(dtype="float32", kernel_initializer="glorot_uniform"):
     return keras.Sequential([
         keras.Input((6, 6, 2)),
