@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lab bench clean-venv
+.PHONY: demo test lab bench gifs clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_prepare.py
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_pca.py
+
+gifs: $(STAMP)  # every lesson in the profile FACEKIT_PROFILE chooses; its GIFs and last grids in gifs/LESSON/
+	$(BIN)/python benchmarks/lesson_profiles.py --gifs gifs
 
 clean-venv:
 	rm -rf $(VENV)
