@@ -146,8 +146,9 @@ def build(config: BEGANConfig) -> BEGAN:
     generator = build_decoder(config.resolution, config.latent_dim, config.filters, config.precision,
                               name="generator", activation="tanh")
     autoencoder = build_autoencoder(config.resolution, config.embedding_dim, config.filters, config.precision)
-    model = BEGAN(generator, autoencoder, gamma=config.gamma, lambda_k=config.lambda_k, seed=config.seed,
-                  ema_half_life=config.ema_half_life, ema_rampup=config.ema_rampup, name=config.model)
+    model = BEGAN(generator, autoencoder, gamma=config.gamma, lambda_k=config.lambda_k, n_critic=config.n_critic,
+                  seed=config.seed, ema_half_life=config.ema_half_life, ema_rampup=config.ema_rampup,
+                  name=config.model)
     schedule = StepDecayWithFloor(config.learning_rate, config.decay_every, config.learning_rate_floor)
     return gan.compile_gan(model, config, learning_rate=schedule)
 

@@ -74,6 +74,66 @@ def test_a_step_makes_n_critic_discriminator_updates_and_one_generator_update(na
         np.testing.assert_array_equal(average.numpy(), current.numpy())
 
 
+class Recorder:
+    """Wraps a model's discriminator_update and generator_loss to record what each receives, in eager mode."""
+
+    def __init__(self, model: gan.GAN):
+        self.model = model
+        self.updates, self.generator_calls = [], []
+        update, generator_loss = model.discriminator_update, model.generator_loss
+
+        def recording_update(real, fake, step, sub_step):
+            self.updates.append({"real": {name: np.array(value) for name, value in real.items()},
+                                 "fake": {name: np.array(value) for name, value in fake.items()},
+                                 "step": int(step), "sub_step": int(sub_step)})
+            return update(real, fake, step, sub_step)
+
+        def recording_generator_loss(real, fake):
+            self.generator_calls.append({"fake": {name: np.array(value) for name, value in fake.items()},
+                                         "discriminator_updates_before": int(model.discriminator_optimizer.iterations)})
+            return generator_loss(real, fake)
+
+        model.discriminator_update, model.generator_loss = recording_update, recording_generator_loss
+        model.run_eagerly = True  # train_on_batch runs train_step as Python, so the wrappers see every call
+
+
+@pytest.mark.parametrize("name", GAN_MODELS)
+def test_each_discriminator_update_gets_its_own_real_sub_batch_and_its_own_fakes(name):
+    model = build(name, n_critic=3)
+    batch = real_batch(model)
+    generator_before = [variable.numpy().copy() for variable in model.generator.variables]
+    recorder = Recorder(model)
+    model.train_on_batch(batch, return_dict=True)
+    model.train_on_batch(real_batch(model, seed=1), return_dict=True)  # step 1: other noise than step 0's
+    assert [(call["step"], call["sub_step"]) for call in recorder.updates] == [(0, 0), (0, 1), (0, 2),
+                                                                                (1, 0), (1, 1), (1, 2)]
+    updates = recorder.updates[:3]
+    for sub_step, call in enumerate(updates):
+        for key, values in batch.items():  # sub-batch k of the step's batch, images and labels alike
+            np.testing.assert_array_equal(call["real"][key], values.numpy()[4 * sub_step : 4 * sub_step + 4])
+        expected = model.fake_inputs(tf.constant(0, tf.int64), sub_step, call["real"])  # noise of (seed, 0, k)
+        assert set(expected) | {"images"} == set(call["fake"])
+        for key, values in expected.items():
+            np.testing.assert_array_equal(call["fake"][key], np.asarray(values))
+    # the fakes are G of those inputs, by the generator as it was at the start of the step
+    after = [variable.numpy().copy() for variable in model.generator.variables]
+    for variable, value in zip(model.generator.variables, generator_before):
+        variable.assign(value)
+    for call in updates:
+        inputs = {key: value for key, value in call["fake"].items() if key != "images"}
+        drawn = model.generator(model._generator_input(inputs), training=True)
+        np.testing.assert_allclose(call["fake"]["images"], np.asarray(drawn), atol=1e-6)
+    for variable, value in zip(model.generator.variables, after):
+        variable.assign(value)
+    noises = [call["fake"]["noise"] for call in recorder.updates]
+    assert all(not np.allclose(noises[i], noises[j]) for i in range(6) for j in range(i))  # six distinct draws
+    # the generator's update: the last sub-step's fakes, through the discriminator after all n_critic updates
+    assert [call["discriminator_updates_before"] for call in recorder.generator_calls] == [3, 6]
+    for call, last in zip(recorder.generator_calls, (recorder.updates[2], recorder.updates[5])):
+        for key, values in last["fake"].items():
+            np.testing.assert_array_equal(call["fake"][key], values)
+
+
 def test_the_moving_average_follows_the_ramped_half_life():
     model = build("dcgan", ema_half_life=1000, ema_rampup=0.5)
     model.train_on_batch(real_batch(model, seed=0))
