@@ -43,6 +43,12 @@ def main() -> None:
     parser.add_argument("--measure", action="store_true", help="compare each lesson's face-drawing runs with real faces")
     parser.add_argument("--count", type=int, default=1000, help="images per row of --measure")
     parser.add_argument("--gifs", type=Path, default=None, help="collect each lesson's GIFs and last grids here")
+    parser.add_argument("--step-cap", type=int, default=None,
+                        help="train at most this many steps per run, every other setting of the profile kept "
+                             "(FACEKIT_STEP_CAP): the full profile's shapes, memory and code paths on a CPU")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run every cell even after one fails (with --step-cap, claims about trained models "
+                             "may fail; errors of shape or memory are what is looked for)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results and runs go")
     arguments = parser.parse_args()
     if arguments.profile is None:
@@ -50,13 +56,16 @@ def main() -> None:
         import facekit
 
         arguments.profile = facekit.profile().name
-    runs_dir = arguments.results / f"{arguments.profile}-runs"
+    name = arguments.profile + (f"-cap{arguments.step_cap}" if arguments.step_cap else "")
+    runs_dir = arguments.results / f"{name}-runs"
     environment = {**os.environ, "FACEKIT_PROFILE": arguments.profile, "FACEKIT_RUNS": str(runs_dir)}
+    if arguments.step_cap:
+        environment["FACEKIT_STEP_CAP"] = str(arguments.step_cap)
     source = arguments.data or (Path(os.environ["FACEKIT_CELEBA"]) if os.environ.get("FACEKIT_CELEBA") else None) \
         or (SHARED_CELEBA if SHARED_CELEBA.exists() else None)
     if source is not None:
         environment["FACEKIT_CELEBA"] = str(source.resolve())
-    results_path = arguments.results / f"{arguments.profile}.json"
+    results_path = arguments.results / f"{name}.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     print(f"profile {arguments.profile}, data {source or 'the lessons default'}; {processor()}", flush=True)
 
@@ -66,7 +75,7 @@ def main() -> None:
         if done and done["key"] == key and done["status"] == "passed" and (not arguments.measure or "measures" in done):
             print(f"{notebook.stem}: measured on this code already ({done['minutes']:.1f} min), kept", flush=True)
         else:
-            done = execute(notebook, environment, runs_dir)
+            done = execute(notebook, environment, runs_dir, arguments.keep_going)
             done["key"] = key
             if arguments.measure and done["runs"]:
                 done["measures"] = measure(done["runs"], arguments.count, environment)
@@ -76,8 +85,8 @@ def main() -> None:
                   f"runs {', '.join(done['runs']) or 'none'}", flush=True)
         if arguments.gifs:
             collect(notebook.stem, done["runs"], runs_dir, arguments.gifs)
-    table = markdown_table(results, arguments.profile)
-    (arguments.results / f"{arguments.profile}.md").write_text(table + "\n")
+    table = markdown_table(results, name)
+    (arguments.results / f"{name}.md").write_text(table + "\n")
     print(table)
 
 
@@ -100,11 +109,12 @@ def code_key(notebook: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def execute(notebook: Path, environment: dict, runs_dir: Path) -> dict:
+def execute(notebook: Path, environment: dict, runs_dir: Path, keep_going: bool = False) -> dict:
     """Run a lesson in a fresh kernel (in a child process, so that each lesson's memory is its own); returns its
     status, minutes, peak GB and the run folders it wrote."""
     started = time.time()
-    completed = subprocess.run([sys.executable, __file__, "--execute-one", str(notebook)], env=environment,
+    completed = subprocess.run([sys.executable, __file__, "--execute-one", str(notebook), str(keep_going)],
+                               env=environment,
                                capture_output=True, text=True, cwd=ROOT)
     report = json.loads(completed.stdout.strip().splitlines()[-1]) if completed.returncode == 0 else \
         {"status": "failed: " + (completed.stderr.strip().splitlines() or ["?"])[-1][:300], "peak_gb": 0.0}
@@ -114,23 +124,27 @@ def execute(notebook: Path, environment: dict, runs_dir: Path) -> dict:
             "commit": git("rev-parse", "--short", "HEAD"), "processor": processor()}
 
 
-def execute_one(notebook: Path) -> None:
-    """(child process) Execute `notebook` with nbclient and print {"status", "peak_gb"} as JSON."""
+def execute_one(notebook: Path, keep_going: bool) -> None:
+    """(child process) Execute `notebook` with nbclient and print {"status", "peak_gb"} as JSON; `keep_going`:
+    every cell, the failures listed."""
     import nbclient
     import nbformat
 
     document = nbformat.read(notebook, as_version=4)
     client = nbclient.NotebookClient(document, timeout=None, kernel_name="python3",
                                      resources={"metadata": {"path": str(notebook.parent)}})
-    status = "passed"
+    failures = []
     with client.setup_kernel():
         pid = client.km.provisioner.process.pid
-        try:
-            for index, cell in enumerate(document.cells):
+        for index, cell in enumerate(document.cells):
+            try:
                 client.execute_cell(cell, index)
-        except nbclient.exceptions.CellExecutionError as error:
-            status = f"failed in cell {index}: " + " / ".join(str(error).strip().splitlines()[-3:])[:300]
+            except nbclient.exceptions.CellExecutionError as error:
+                failures.append(f"cell {index}: " + " / ".join(str(error).strip().splitlines()[-2:])[:200])
+                if not keep_going:
+                    break
         peak_gb = peak_resident_gb(pid)
+    status = "passed" if not failures else f"failed ({len(failures)}): " + "; ".join(failures)
     print(json.dumps({"status": status, "peak_gb": peak_gb}))
 
 
@@ -214,6 +228,6 @@ def write_json(path: Path, value) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--execute-one"]:
-        execute_one(Path(sys.argv[2]))
+        execute_one(Path(sys.argv[2]), sys.argv[3] == "True")
     else:
         main()

@@ -30,10 +30,33 @@ def test_an_unknown_profile_is_refused_by_name(monkeypatch):
 
 def test_every_lesson_setting_names_all_three_profiles():
     """A pick() that leaves out a profile fails only when that profile runs: find it before a student does."""
-    import re
+    import ast
+    import json
     from pathlib import Path
 
+    calls = 0
     for notebook in sorted(Path(__file__).resolve().parents[1].glob("notebooks/*.ipynb")):
-        for call in re.findall(r"PROFILE\.pick\(((?:[^()]|\([^()]*\))*)\)", notebook.read_text()):
-            named = set(re.findall(r"\b(smoke|laptop|full)=", call))
-            assert named == set(profiles.PROFILE_NAMES), f"{notebook.name}: PROFILE.pick({call}) names {named}"
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                        getattr(node.func.value, "id", None) == "PROFILE" and node.func.attr in ("pick", "steps"):
+                    named = {keyword.arg for keyword in node.keywords}
+                    assert named == set(profiles.PROFILE_NAMES), f"{notebook.name}: {ast.get_source_segment(source, node)}"
+                    calls += 1
+    assert calls > 50
+
+
+def test_a_step_cap_shortens_training_and_nothing_else(monkeypatch):
+    monkeypatch.setenv(profiles.PROFILE_VARIABLE, "full")
+    monkeypatch.setenv(profiles.STEP_CAP_VARIABLE, "12")
+    chosen = facekit.profile()
+    assert chosen.steps(smoke=60, laptop=2400, full=8000) == 12 and chosen.cap(5) == 5
+    assert chosen.pick(smoke=16, laptop=32, full=64) == 64
+    monkeypatch.delenv(profiles.STEP_CAP_VARIABLE)
+    assert facekit.profile().steps(smoke=60, laptop=2400, full=8000) == 8000
+    monkeypatch.setenv(profiles.STEP_CAP_VARIABLE, "-3")
+    with pytest.raises(ValueError, match="FACEKIT_STEP_CAP='-3'"):
+        facekit.profile()
