@@ -10,10 +10,10 @@ import math
 
 import keras
 
-# What the full profile's estimates assume of one T4-class GPU under mixed float16: 4e12 multiply-adds a second
-# sustained (8 TFLOP/s, about an eighth of its tensor cores' 65 TFLOP/s peak, since small convolutions at batch 64
-# keep them far from full), so an estimate errs towards too long.
-T4_MULTIPLY_ADDS_PER_SECOND = 4e12
+# What the full profile's estimates assume of one T4-class GPU under mixed float16: 2e12 multiply-adds a second
+# sustained (4 TFLOP/s: half its float32 peak, a sixteenth of its tensor cores' 65 TFLOP/s, since small
+# convolutions at batch 64 to 128 keep them far from full). An assumption, not a measurement: no GPU runs here.
+T4_MULTIPLY_ADDS_PER_SECOND = 2e12
 
 
 def forward_multiply_adds(model: keras.Model) -> int:
