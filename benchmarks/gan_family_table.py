@@ -150,7 +150,7 @@ def write_raw_generator_samples(run_dir: Path, folder: Path, count: int, seed: i
                              for start in range(0, count, 250)])
     from facekit import evaluate
 
-    evaluate.write_image_folder(progress.to_uint8(images), folder)
+    evaluate.write_image_folder(progress.to_uint8(images), folder, overwrite=True)  # a partial set
     say(f"wrote {count} samples of {run_dir.name}'s raw generator to {folder}")
 
 

@@ -175,8 +175,7 @@ def load(run_dir, step: int | None = None) -> AttributeClassifier:
     run = RunFolder(run_dir)
     model = build_classifier(config.resolution, config.filters, config.dropout,
                              dtype=resolve_precision(config.precision))
-    checkpoint = run.checkpoint(step)
-    tf.train.Checkpoint(model=model).restore(checkpoint).assert_existing_objects_matched().expect_partial()
+    run.restore(tf.train.Checkpoint(model=model), step)
     return AttributeClassifier(model)
 
 

@@ -17,14 +17,20 @@ EXPECTED_ERRORS = (ValueError, OSError, RuntimeError)
 def main(argv=None) -> int:
     """Run one command; on bad input print a one-line reason and return a non-zero status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    arguments = build_parser(argv).parse_args(argv)
+    try:
+        arguments = build_parser(argv).parse_args(argv)
+    except KeyboardInterrupt:  # during start-up (the imports)
+        print("facekit: interrupted", file=sys.stderr)
+        return 130
     try:
         arguments.handler(arguments)
     except EXPECTED_ERRORS as error:
         print(f"facekit {arguments.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"facekit {arguments.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        resumable = arguments.command == "train" and (arguments.run / "run.json").exists()
+        print(f"facekit {arguments.command}: interrupted" + ("; rerun with --resume to continue" if resumable else ""),
+              file=sys.stderr)
         return 130
     return 0
 
@@ -75,6 +81,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     sample.add_argument("run_dir", type=Path)
     sample.add_argument("--count", type=int, required=True)
     sample.add_argument("--out", type=Path, required=True, help="folder for the PNG files (000000.png, ...)")
+    sample.add_argument("--overwrite", action="store_true", help="replace the images already in --out")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--step", type=int, default=None,
                         help="a saved checkpoint's step (a milestone, or one of the last 3; default: the latest)")
@@ -149,7 +156,7 @@ def run_sample(arguments) -> None:
     if arguments.count < 1:
         raise ValueError(f"--count must be at least 1, got {arguments.count}")
     images = evaluate.sample_run(arguments.run_dir, arguments.count, seed=arguments.seed, step=arguments.step)
-    evaluate.write_image_folder(images, arguments.out)
+    evaluate.write_image_folder(images, arguments.out, overwrite=arguments.overwrite)
     print(f"wrote {len(images)} faces ({images.shape[2]}x{images.shape[1]}) to {arguments.out}")
 
 

@@ -14,6 +14,7 @@ classifier head (acgan).
 """
 
 import dataclasses
+import zipfile
 
 import keras
 import numpy as np
@@ -64,11 +65,15 @@ class ConditionalGAN(gan.GAN):
             return
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing; a conditional run keeps its labels' distribution there")
-        with np.load(path, allow_pickle=False) as saved:
-            if tuple(saved["attributes"]) != self.attributes:
-                raise ValueError(f"{path}: labels of {list(saved['attributes'])}, but run.json names "
-                                 f"{list(self.attributes)}")
-            self.label_vectors, self.label_frequencies = saved["vectors"], saved["frequencies"]
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                stored = {name: saved[name] for name in ("attributes", "vectors", "frequencies")}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
+        if tuple(stored["attributes"]) != self.attributes:
+            raise ValueError(f"{path}: labels of {list(stored['attributes'])}, but run.json names "
+                             f"{list(self.attributes)}")
+        self.label_vectors, self.label_frequencies = stored["vectors"], stored["frequencies"]
 
     def training_labels(self, faces):
         return labels_of(faces, self.attributes)

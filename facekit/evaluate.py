@@ -232,11 +232,21 @@ def sample_run(run_dir, count: int, seed: int = 0, step: int | None = None) -> n
     return data.to_uint8(registry.sampler(run_dir)(run_dir, count, seed, step=step))
 
 
-def write_image_folder(images, folder) -> Path:
-    """Write uint8 images [N, R, R, 3] as 000000.png, 000001.png, ... into `folder` (each atomically)."""
+def write_image_folder(images, folder, overwrite: bool = False) -> Path:
+    """Write uint8 images [N, R, R, 3] as 000000.png, 000001.png, ... into `folder` (each atomically). A folder
+    that holds files already is refused (an evaluation of it would mix two sets), unless `overwrite`: then its
+    images are replaced by these, whole."""
     folder = Path(folder)
+    existing = sorted(folder.iterdir()) if folder.is_dir() else []
+    if existing and not overwrite:
+        raise FileExistsError(f"{folder}: already holds {len(existing)} files; write to an empty folder, or pass "
+                              f"--overwrite (overwrite=True) to replace its images")
+    written = set()
     for index, image in enumerate(data.to_uint8(images)):
-        save_picture(image, folder / f"{index:06d}.png")
+        written.add(save_picture(image, folder / f"{index:06d}.png").name)
+    for path in existing:
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in written:
+            path.unlink()
     return folder
 
 

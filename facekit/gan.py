@@ -302,12 +302,11 @@ def load(run_dir, config_class: type, build, step: int | None = None) -> GAN:
     config = config_class(**run.read_config())
     model = build(config)
     model.attach(run)
-    latest = run.checkpoint(step)
     items = {name: value for name, value in model.checkpoint_items().items() if "optimizer" not in name}
     try:
-        tf.train.Checkpoint(**items).restore(latest).assert_existing_objects_matched().expect_partial()
+        run.restore(tf.train.Checkpoint(**items), step)
     except AssertionError as error:
-        raise ValueError(f"{latest}: the checkpoint does not hold the networks run.json describes "
+        raise ValueError(f"{run.checkpoints_dir}: the checkpoint does not hold the networks run.json describes "
                          f"({str(error).splitlines()[0]})") from None
     return model
 

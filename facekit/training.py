@@ -1,12 +1,15 @@
 """What every trainer shares: its settings (`TrainingConfig`, `StepConfig`), the run folder it writes
 (config, log.csv, samples/, checkpoints/, progress.gif, losses.png) and the step loop (`run_steps`)."""
 
+import contextlib
 import csv
 import dataclasses
 import json
 import math
 import os
 import re
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +23,7 @@ RUNS_DIR = Path(os.environ.get("FACEKIT_RUNS", Path(__file__).resolve().parents[
 GIF_MAX_FRAMES = 40
 ROLLING_CHECKPOINTS = 3
 SAMPLE_PATTERN = re.compile(r"step_(\d+)\.png$")
+CHECKPOINT_PATTERN = re.compile(r"-(\d+)\.index$")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
@@ -32,8 +36,9 @@ def setting(default, help: str, **argparse_options):
 class TrainingConfig:
     """Settings every model's run has; saved as run.json and checked on --resume. Models subclass it.
 
-    `model` names the registry entry; `source` and `profile` are filled in by the trainer (what it trained on,
-    and the lesson profile, if any) so that a lesson reuses a run only when they match.
+    `model` names the registry entry; `source`, `data` and `profile` are filled in by the trainer (what it trained
+    on: its path, and its image count and cache key; the lesson profile, if any) so that a run is resumed, and a
+    lesson's run reused, only on the same data.
     """
 
     model: str = ""
@@ -45,12 +50,15 @@ class TrainingConfig:
     heldout: float = setting(0.0, "fraction of the people kept out of training, for evaluation (0: none)")
     source: str = ""
     profile: str = ""
+    data: str = ""
 
     def __post_init__(self):
         for name in self.positive_fields():
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be at least 0, got {self.seed}")
 
         if not 0 <= self.heldout < 1:
             raise ValueError(f"heldout must be a fraction in [0, 1), got {self.heldout}")
@@ -116,13 +124,15 @@ def split(faces, config) -> tuple:
 
 
 def config_for(config, faces, **resolved):
-    """`config` completed for training on `faces`: the data source recorded, and `resolved` settings (such as
-    the precision "auto" resolved to) filled in. Checks that the faces have the configured resolution."""
+    """`config` completed for training on `faces`: the data source and its signature (image count, and the
+    cache key of prepared faces) recorded, and `resolved` settings (such as the precision "auto" resolved to)
+    filled in. Checks that the faces have the configured resolution."""
     if faces.images.shape[1:3] != (config.resolution, config.resolution):
         raise ValueError(f"the faces are {faces.images.shape[2]}x{faces.images.shape[1]} but the config asks for "
                          f"resolution {config.resolution}")
     source = str(faces.source) if faces.source is not None else config.source
-    return dataclasses.replace(config, source=source, **resolved)
+    signature = f"{len(faces)} images" + (f", cache {faces.signature}" if faces.signature else "")
+    return dataclasses.replace(config, source=source, data=signature, **resolved)
 
 
 class TrainingDiverged(RuntimeError):
@@ -152,7 +162,13 @@ class RunFolder:
         self.losses_path = self.path / "losses.png"
 
     def start(self, config: dict, resume: bool) -> None:
-        """Create the folder for a new run, or check that `config` matches the run being resumed."""
+        """Check (see `check`) and write run.json: for a loop of one's own, such as a lesson's."""
+        self.check(config, resume)
+        self.write_config(config)
+
+    def check(self, config: dict, resume: bool) -> None:
+        """Check that a new run may start here (no run in the folder), or that `config` matches the run being
+        resumed (steps aside; a run recorded without a data signature is not checked for one). Writes nothing."""
         if resume:
             if not self.config_path.exists():
                 raise FileNotFoundError(f"--resume: {self.config_path} does not exist; nothing to resume")
@@ -160,20 +176,36 @@ class RunFolder:
             config = json.loads(json.dumps(config))  # as run.json holds it (tuples as lists)
             different = {key: (saved.get(key), value) for key, value in config.items() if saved.get(key) != value}
             different.pop("steps", None)
+            if "data" not in saved:
+                different.pop("data", None)
             if different:
                 details = ", ".join(f"{key}: run has {old!r}, asked {new!r}" for key, (old, new) in different.items())
                 raise ValueError(f"--resume {self.path}: settings differ from the saved run ({details})")
-        else:
-            if self.config_path.exists() or self.log_path.exists():
-                raise FileExistsError(f"{self.path} already holds a run; pass --resume to continue it or pick a new folder")
-            self.samples_dir.mkdir(parents=True, exist_ok=True)
+        elif self.config_path.exists() or self.log_path.exists():
+            raise FileExistsError(f"{self.path} already holds a run; pass --resume to continue it or pick a new folder")
+
+    def record(self, config: dict, trained: int) -> None:
+        """Write run.json as training starts at step `trained`; a resumed run already past the steps asked keeps
+        its own (and says so)."""
+        if self.config_path.exists() and config["steps"] < trained:
+            print(f"{self.path}: already trained {trained} steps, past the {config['steps']} asked; "
+                  f"{self.config_path.name} keeps steps={self.read_config()['steps']}", file=sys.stderr)
+            return
         self.write_config(config)
 
     def write_config(self, config: dict) -> None:
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def read_config(self) -> dict:
-        return json.loads(self.config_path.read_text())
+        """run.json as a dict; a ValueError naming the file when it is not a JSON object."""
+        try:
+            config = json.loads(self.config_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{self.config_path}: not valid JSON ({error})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.config_path}: expected a JSON object of settings, found {type(config).__name__}")
+        return config
 
     def append_log(self, row: dict) -> None:
         """Append one row to log.csv (writing the header first if the file is new)."""
@@ -185,14 +217,25 @@ class RunFolder:
             writer.writerow(row)
 
     def read_log(self) -> list[dict]:
-        """log.csv as a list of rows with float values (step as int)."""
+        """log.csv as a list of rows with float values (step as int). A half-written last row (the process
+        stopped while writing it) is dropped, with a line on stderr; a bad row before it is a ValueError."""
         if not self.log_path.exists():
             return []
         with open(self.log_path, newline="") as handle:
-            return [
-                {key: int(value) if key == "step" else float(value) for key, value in row.items()}
-                for row in csv.DictReader(handle)
-            ]
+            rows = list(csv.DictReader(handle))
+        parsed = []
+        for index, row in enumerate(rows):
+            try:
+                if None in row or None in row.values():
+                    raise ValueError("fields missing or extra")
+                parsed.append({key: int(value) if key == "step" else float(value) for key, value in row.items()})
+            except ValueError as error:
+                line = index + 2  # after the header
+                if index < len(rows) - 1:
+                    raise ValueError(f"{self.log_path} line {line}: not a row of numbers ({error})") from None
+                print(f"{self.log_path} line {line}: half-written last row dropped (the checkpoint is what counts)",
+                      file=sys.stderr)
+        return parsed
 
     def truncate_log(self, last_step: int) -> list[dict]:
         """Drop rows after `last_step` (written after the checkpoint a resumed run restarts from)."""
@@ -236,9 +279,20 @@ class RunFolder:
                              smoothing=max(1, len(rows) // 50), measures=list(measure_columns))
 
     def checkpoint_manager(self, max_to_keep: int = ROLLING_CHECKPOINTS, **trackables):
-        """A tf.train.CheckpointManager over checkpoints/ for the given models, optimizers and variables."""
+        """A tf.train.CheckpointManager over checkpoints/ for the given models, optimizers and variables. The
+        index file (checkpoints/checkpoint) is rewritten from the checkpoints on disk when it is missing, so that
+        the manager keeps rotating them; temporary folders of interrupted saves are removed."""
         import tensorflow as tf
 
+        for stale in self.checkpoints_dir.glob("**/*_temp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        rolling = [prefix for _, prefix in sorted(_checkpoint_files(self.checkpoints_dir))]
+        if rolling and not (self.checkpoints_dir / "checkpoint").exists():  # times too, or the manager keeps them all
+            lines = [f'model_checkpoint_path: "{rolling[-1].name}"', "last_preserved_timestamp: 0"]
+            lines += [f'all_model_checkpoint_paths: "{prefix.name}"' for prefix in rolling]
+            lines += [f"all_model_checkpoint_timestamps: {prefix.with_suffix('.index').stat().st_mtime}"
+                      for prefix in rolling]
+            write_text_atomically(self.checkpoints_dir / "checkpoint", "\n".join(lines) + "\n")
         checkpoint = tf.train.Checkpoint(**trackables)
         return tf.train.CheckpointManager(checkpoint, self.checkpoints_dir, max_to_keep=max_to_keep)
 
@@ -248,31 +302,32 @@ class RunFolder:
 
     def checkpoint(self, step: int | None = None) -> str:
         """The checkpoint prefix to load: the latest, or the one (rolling or milestone) saved at `step`."""
-        import tensorflow as tf
-
+        saved = _saved_checkpoints(self.checkpoints_dir)
         if step is None:
-            latest = tf.train.latest_checkpoint(self.checkpoints_dir)
-            if latest is None:
+            if not saved:
                 raise FileNotFoundError(f"{self.checkpoints_dir}: no checkpoint to load")
-            return latest
-        state = tf.train.get_checkpoint_state(self.checkpoints_dir)
-        rolling = [(int(path.rsplit("-", 1)[1]), path) for path in (state.all_model_checkpoint_paths if state else [])]
-        saved = dict(rolling + self.milestones())
-        if step not in saved:
+            return saved[0][1]
+        if step not in dict(saved):
             raise FileNotFoundError(f"{self.checkpoints_dir}: no checkpoint at step {step}; "
-                                    f"saved: {', '.join(map(str, sorted(saved))) or 'none'}")
-        return saved[step]
+                                    f"saved: {', '.join(map(str, sorted(dict(saved)))) or 'none'}")
+        return dict(saved)[step]
+
+    def restore(self, checkpoint, step: int | None = None) -> str:
+        """Restore a tf.train.Checkpoint (the networks to sample with; other objects may be left out) from the
+        newest checkpoint that restores, or the one at `step`; returns its prefix. A damaged one (a truncated
+        file) is skipped with a line on stderr saying why."""
+        newest = self.checkpoint(step)  # a FileNotFoundError when there is none
+        prefixes = [newest] if step is not None else [path for _, path in _saved_checkpoints(self.checkpoints_dir)]
+        return _restore_first(checkpoint, prefixes, self.checkpoints_dir, partial=True)
 
     def milestones(self) -> list[tuple[int, str]]:
         """(step, checkpoint prefix) of every milestone checkpoint, in step order."""
-        found = [(int(path.name[len("ckpt-"):-len(".index")]), str(path.with_suffix("")))
-                 for path in self.milestones_dir.glob("ckpt-*.index")]
-        return sorted(found)
+        return [(step, str(prefix)) for step, prefix in sorted(_checkpoint_files(self.milestones_dir))]
 
 
 def start_run(faces, run_dir, config, resume: bool) -> tuple:
     """A trainer's first steps: the config completed for `faces` (source, resolved precision), the faces it
-    trains on (less its held-out people), the run folder started (or checked, to resume), the seeds set and
+    trains on (less its held-out people), the run folder checked (for a new run or to resume), the seeds set and
     TensorFlow's ops made deterministic (so that a resumed run equals an uninterrupted one on a GPU too).
     Returns (training faces, config, run)."""
     import facekit
@@ -281,7 +336,7 @@ def start_run(faces, run_dir, config, resume: bool) -> tuple:
     config = config_for(config, faces, precision=resolve_precision(config.precision))
     training, _ = split(faces, config)
     run = RunFolder(run_dir)
-    run.start(dataclasses.asdict(config), resume=resume)
+    run.check(dataclasses.asdict(config), resume=resume)  # run.json is written by run_steps, once all is ready
     facekit.seed_everything(config.seed)
     return training, config, run
 
@@ -295,8 +350,9 @@ def differences(run_dir, config, faces) -> list[str]:
     resolved = {"precision": resolve_precision(config.precision)} if isinstance(config, StepConfig) else {}
     wanted = json.loads(json.dumps(dataclasses.asdict(config_for(config, as_faces(faces), **resolved))))
     saved = run.read_config()
+    unchecked = {"steps"} | ({"data"} - saved.keys())  # a run recorded without a data signature is not checked
     return [f"{key}: run has {saved.get(key)!r}, now {wanted.get(key)!r}" for key in sorted(wanted.keys() | saved.keys())
-            if key != "steps" and saved.get(key) != wanted.get(key)]
+            if key not in unchecked and saved.get(key) != wanted.get(key)]
 
 
 def train_or_resume(spec, faces, run_dir, config, show_progress: bool = False) -> "RunFolder":
@@ -324,17 +380,20 @@ def run_steps(run: "RunFolder", manager, batches, config, train_step, render_con
     """The loop every trainer shares, around its own `train_step(step, batch) -> {column: value}`.
 
     batches(start_step) gives the stream of training batches from that step on (each a pure function of the
-    seed and the step, so that a resumed run sees what an uninterrupted one would). Restores the latest
-    checkpoint when resuming (and drops log rows written after it), logs each step's values and training
-    seconds, and every config.snapshot_every steps (and at the last) saves the grid `render_control()` draws
-    (`grid_columns` images a row; default square) and a checkpoint; every config.milestone_every steps it also
-    keeps a milestone checkpoint. render_control=None (a model that draws no images) saves checkpoints alone.
-    A NaN or infinite value stops the run (TrainingDiverged). Ends with progress.gif (when there are snapshots)
-    and losses.png (losses, then measures).
+    seed and the step, so that a resumed run sees what an uninterrupted one would). When resuming it restores the
+    newest checkpoint that restores (and drops log rows written after it; logged steps with no checkpoint to
+    restore stop it), and writes the milestone of that step if the run stopped before writing it. Writes run.json,
+    logs each step's values and training seconds, and every config.snapshot_every steps (and at the last) saves
+    the grid `render_control()` draws (`grid_columns` images a row; default square) and a checkpoint; every
+    config.milestone_every steps it also keeps a milestone checkpoint. render_control=None (a model that draws no
+    images) saves checkpoints alone.
+    A NaN or infinite value stops the run (TrainingDiverged), a failed write (a full disk) too, with an OSError
+    naming the run. Ends with progress.gif (when there are snapshots) and losses.png (losses, then measures).
     """
     from tqdm.auto import tqdm
 
-    start_step = restore_latest(manager) if resume else 0
+    start_step = _resume_step(run, manager, config) if resume else 0
+    run.record(dataclasses.asdict(config), start_step)
     rows = run.truncate_log(start_step) if resume else []
     seconds = rows[-1]["seconds"] if rows else 0.0
     if start_step == 0 and render_control is not None:
@@ -347,24 +406,30 @@ def run_steps(run: "RunFolder", manager, batches, config, train_step, render_con
         values = train_step(step, next(stream))
         seconds += time.perf_counter() - started
         check_finite(step + 1, values, manager)
-        run.append_log({"step": step + 1, **values, "seconds": round(seconds, 4)})
+        with _saving(run):
+            run.append_log({"step": step + 1, **values, "seconds": round(seconds, 4)})
+            if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
+                if render_control is not None:
+                    progress.save_grid(render_control(), run.sample_path(step + 1), columns=grid_columns)
+                manager.save(checkpoint_number=step + 1)
+            if (step + 1) % config.milestone_every == 0:
+                run.save_milestone(manager, step + 1)
         bar.set_postfix({name: f"{value:.3f}" for name, value in values.items()})
-        if (step + 1) % config.snapshot_every == 0 or step + 1 == config.steps:
-            if render_control is not None:
-                progress.save_grid(render_control(), run.sample_path(step + 1), columns=grid_columns)
-            manager.save(checkpoint_number=step + 1)
-        if (step + 1) % config.milestone_every == 0:
-            run.save_milestone(manager, step + 1)
-    run.finish(loss_columns=loss_columns, measure_columns=measure_columns)
+    with _saving(run):
+        run.finish(loss_columns=loss_columns, measure_columns=measure_columns)
     return run
 
 
 def restore_latest(manager) -> int:
-    """Restore the newest checkpoint of a tf.train.CheckpointManager in place; returns its step (0 if none)."""
-    if manager.latest_checkpoint is None:
+    """Restore the newest checkpoint of a tf.train.CheckpointManager that restores (rolling or milestone, found
+    by their files), in place; returns its step (0 if there is none). A damaged one is skipped with a line on
+    stderr saying why; when none restores, a RuntimeError naming the folder."""
+    directory = Path(manager.directory)
+    saved = _saved_checkpoints(directory)
+    if not saved:
         return 0
-    manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    return int(manager.latest_checkpoint.rsplit("-", 1)[1])
+    prefix = _restore_first(manager.checkpoint, [path for _, path in saved], directory, partial=False)
+    return int(prefix.rsplit("-", 1)[1])
 
 
 def check_finite(step: int, losses: dict, manager=None) -> None:
@@ -375,6 +440,76 @@ def check_finite(step: int, losses: dict, manager=None) -> None:
         kept = f"last good checkpoint kept: {last}" if last else "no checkpoint was saved yet"
         details = ", ".join(f"{name}={value}" for name, value in bad.items())
         raise TrainingDiverged(f"step {step}: training diverged ({details}); {kept}")
+
+
+def _resume_step(run: RunFolder, manager, config) -> int:
+    """restore_latest for a resumed run, which refuses to start again from step 0 when log.csv records steps that
+    a checkpoint was saved after (it would overwrite them), and saves the milestone of the step it restarts at
+    when the run stopped before writing it."""
+    start_step = restore_latest(manager)
+    logged = run.read_log()
+    due = min(config.snapshot_every, run.read_config().get("steps", config.steps))
+    if start_step == 0 and logged and logged[-1]["step"] >= due:
+        raise RuntimeError(f"--resume {run.path}: {run.log_path.name} records {logged[-1]['step']} steps but "
+                           f"{run.checkpoints_dir} holds no checkpoint to continue from; nothing was changed "
+                           f"(put the checkpoints back, or train into a new folder)")
+    if start_step and start_step % config.milestone_every == 0 and start_step not in dict(run.milestones()):
+        run.save_milestone(manager, start_step)
+    return start_step
+
+
+@contextlib.contextmanager
+def _saving(run: RunFolder):
+    """Turn a failed write of the run (a full disk) into one OSError naming the run and how to continue."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        raise OSError(f"{run.path}: could not save ({_first_line(error)}); the run is kept up to its last checkpoint, "
+                      f"and --resume continues it") from error
+
+
+def _checkpoint_files(directory: Path) -> list[tuple[int, Path]]:
+    """(step, prefix) of the checkpoints (NAME-STEP.index) whose index file is in `directory` (not its subfolders)."""
+    found = [(CHECKPOINT_PATTERN.search(path.name), path.with_suffix("")) for path in directory.glob("*.index")]
+    return [(int(match.group(1)), prefix) for match, prefix in found if match]
+
+
+def _saved_checkpoints(checkpoints_dir: Path) -> list[tuple[int, str]]:
+    """(step, prefix) of every checkpoint on disk, rolling and milestones, newest first (at one step, rolling
+    first), found by their files rather than by the index file."""
+    found = [(step, 0, str(prefix)) for step, prefix in _checkpoint_files(checkpoints_dir)]
+    found += [(step, 1, str(prefix)) for step, prefix in _checkpoint_files(checkpoints_dir / "milestones")]
+    return [(step, prefix) for step, _, prefix in sorted(found, key=lambda item: (-item[0], item[1]))]
+
+
+def _restore_first(checkpoint, prefixes, directory, partial: bool) -> str:
+    """Restore `checkpoint` from the first of `prefixes` that restores (every object of it found there; the
+    checkpoint may hold more when `partial`), saying on stderr which were skipped and why; returns that prefix.
+    A checkpoint that holds other objects than `checkpoint` (run.json describes other networks) is an
+    AssertionError at once, as no older one would differ."""
+    import tensorflow as tf
+
+    failures = []
+    for prefix in prefixes:
+        try:
+            status = checkpoint.restore(prefix)
+        except (tf.errors.OpError, ValueError, IndexError, OSError) as error:
+            failures.append(f"{Path(prefix).name}: {_first_line(error)}")
+            continue
+        status.assert_existing_objects_matched()
+        if partial:
+            status.expect_partial()
+        if failures:
+            print(f"{directory}: skipped {'; '.join(failures)}; restored {Path(prefix).name}", file=sys.stderr)
+        return prefix
+    raise RuntimeError(f"{directory}: no checkpoint restores ({'; '.join(failures)})")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _format(value) -> str:

@@ -192,8 +192,7 @@ def load_vae(run_dir, step: int | None = None) -> VAE:
     """The VAE of a finished or stopped run, at its latest checkpoint or at `step`."""
     run = RunFolder(run_dir)
     model = build_vae(VAEConfig(**run.read_config()))
-    checkpoint = run.checkpoint(step)
-    tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder).restore(checkpoint).expect_partial()
+    run.restore(tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder), step)
     return model
 
 
