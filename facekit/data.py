@@ -22,7 +22,9 @@ PNGs, are converted to RGB and used; empty, truncated, corrupt and non-image fil
 and the reason in `Faces.skipped` (or a CelebAError at the first problem with strict=True).
 """
 
+import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -33,6 +35,9 @@ import math
 import multiprocessing
 import os
 import re
+import sys
+import threading
+import time
 import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -54,6 +59,7 @@ _ATTRIBUTE_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
 _PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")
 _IDENTITY_FILES = ("identity_CelebA.txt",)
 _CHUNK = 64  # images per task sent to a worker process
+_MAX_IMAGE_BYTES = 64 * 2**20  # larger files are not face images (CelebA's are about 10 KB): skipped unread
 _CACHE_FORMAT = 1
 
 
@@ -79,6 +85,7 @@ class Faces:
     skipped: list = dataclasses.field(default_factory=list)  # (filename, reason) of every file left out
     source: Path | None = None
     crop: str = DEFAULT_CROP
+    signature: str = ""  # the cache key's digest of prepared faces (source files, labels, crop, size, limit)
 
     def __len__(self) -> int:
         return len(self.filenames)
@@ -274,25 +281,20 @@ def prepare(source=None, resolution: int = 64, crop: str = DEFAULT_CROP, strict:
     key = json.loads(json.dumps(key))  # as the JSON sidecar will hold it (tuples become lists)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     stem = Path(cache_dir or DATA_DIR / "cache") / f"{source.stem}-{resolution}px-{crop}-{digest}"
-    cached = _load_cache(stem, key)
-    if cached is not None:
-        _check_strict(cached.skipped, strict)
-        return dataclasses.replace(cached, source=source, crop=crop)
-
-    problems = list(listing.problems)
-    labels = _read_labels(label_files, [filename for filename, _ in entries], problems)
-    _check_strict(problems, strict)
-    refused = {filename for filename, _ in problems}
-    entries = [entry for entry in entries if entry[0] not in refused]
     stem.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(_cache_file(stem, ".npy"), lambda path: _decode_to_npy(
-        path, listing.zip_path, entries, CROPS[crop], resolution, problems, strict, progress, workers))
-    failed = {filename for filename, _ in problems}
-    kept = [filename for filename, _ in entries if filename not in failed]
-    row_of = {filename: row for row, filename in enumerate(labels["filenames"])}
-    rows = np.array([row_of[filename] for filename in kept], int)
-    _write_cache_labels(stem, key, kept, labels, rows, problems)
-    return dataclasses.replace(_load_cache(stem, key), source=source, crop=crop)
+    with _cache_lock(stem):  # one process builds in a cache at a time; the others wait, then load what it built
+        cached = _load_cache(stem, key) or _build_cache(stem, key, listing, entries, label_files, crop, resolution,
+                                                        strict, progress, workers)
+    _check_strict(cached.skipped, strict)
+    if cached.skipped and progress:
+        print(f"{source}: {skipped_summary(cached.skipped)}", file=sys.stderr)
+    return dataclasses.replace(cached, source=source, crop=crop, signature=digest)
+
+
+def skipped_summary(skipped) -> str:
+    """One line: how many images were left out, and why ("skipped 3 images: 2 corrupt image, 1 no row in ...")."""
+    reasons = collections.Counter(re.sub(r" \(.*\)$| line \d+", "", reason) for _, reason in skipped)
+    return f"skipped {len(skipped)} images: " + ", ".join(f"{count} {reason}" for reason, count in reasons.items())
 
 
 def to_float(images) -> np.ndarray:
@@ -398,12 +400,27 @@ def _list_images(source: Path) -> _Listing:
             if folder.is_dir() else []
         if names:
             label_dirs = [source, source.parent] if folder == source else [source]  # images given directly
-            return _Listing([(name, os.path.join(folder, name)) for name in names], label_dirs)
+            return _listing_of_folder(folder, names, label_dirs)
     for archive in (source / "img_align_celeba.zip", source / "Img" / "img_align_celeba.zip"):
         if archive.is_file():
             return _list_zip(archive, [source])
     raise CelebAError(f"{source}: no CelebA images (expected img_align_celeba/*.jpg, "
                       f"img_align_celeba/img_align_celeba/*.jpg or img_align_celeba.zip)")
+
+
+def _listing_of_folder(folder: Path, names, label_dirs) -> _Listing:
+    """The image files of a folder; one that cannot be opened (a dangling symlink, a symlink loop) is a problem."""
+    listing = _Listing([], label_dirs)
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            os.stat(path)
+        except OSError as error:
+            kind = "symlink" if os.path.islink(path) else "file"
+            listing.problems.append((name, f"unreadable {kind} ({error.strerror})"))
+        else:
+            listing.entries.append((name, path))
+    return listing
 
 
 def _list_zip(archive: Path, label_dirs) -> _Listing:
@@ -466,13 +483,14 @@ def _parse_table(path: Path, wanted, header: bool, value_set, width=None):
             raise CelebAError(f"{path.name}: no header line of column names")
         columns = tuple(part.strip() for part in lines[header_index].split("," if csv else None))[1 if csv else 0:]
         width, first_row = len(columns), header_index + 1
-    rows, errors = {}, {}
+    rows, errors, widths = {}, {}, collections.Counter()
     for number, line in enumerate(lines[first_row:], start=first_row + 1):
         head = line.split("," if csv else None, 1)  # the file name alone first: most rows may be unwanted
         if not head or head[0].strip() not in wanted:
             continue
         fields = [field.strip() for field in line.split(",")] if csv else line.split()
         filename, values = fields[0], fields[1:]
+        widths[len(values)] += 1
         if len(values) != width:
             errors[filename] = f"{path.name} line {number}: expected {width} values, found {len(values)}"
             continue
@@ -485,6 +503,10 @@ def _parse_table(path: Path, wanted, header: bool, value_set, width=None):
             errors[filename] = f"{path.name} line {number}: expected values in {allowed}, found {' '.join(values)}"
             continue
         rows[filename] = numbers
+    common, count = widths.most_common(1)[0] if widths else (width, 0)
+    if common != width and count > sum(widths.values()) / 2:
+        names = f"the header names {width} columns" if header else f"expected {width} value"
+        raise CelebAError(f"{path}: {names} but {count} of {sum(widths.values())} rows have {common} values")
     return columns, rows, errors
 
 
@@ -516,7 +538,8 @@ def _decode_to_npy(path, zip_path, entries, crop_box, resolution, problems, stri
     pool = None
     if workers > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods():
         # fork: workers run only Pillow and NumPy, and spawn would need a __main__ guard in students' scripts
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                                      initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         results = pool.map(_decode_chunk, tasks) if pool else map(_decode_chunk, tasks)
         with tqdm(total=len(entries), desc=f"preparing {resolution}x{resolution}", unit="image",
@@ -541,17 +564,47 @@ def _decode_to_npy(path, zip_path, entries, crop_box, resolution, problems, stri
         os.replace(filled_path, path)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In a worker process: exit as soon as `parent` is gone (killed), instead of living on as an orphan."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _decode_chunk(task):
     zip_path, entries, crop_box, resolution = task
     faces, problems = [], []
     archive = _open_zip(zip_path, os.path.getmtime(zip_path), os.getpid()) if zip_path else None
     for filename, location in entries:
         try:
-            data = archive.read(location) if archive else Path(location).read_bytes()
+            data = _read_member(archive, location) if archive else _read_file(location)
             faces.append(_decode_face(data, crop_box, resolution))
         except Exception as error:  # any failure of one file is that file's problem, reported by name
             problems.append((filename, _describe(error)))
     return np.array(faces, np.uint8).reshape(-1, resolution, resolution, 3), problems
+
+
+def _read_member(archive: zipfile.ZipFile, member: str) -> bytes:
+    """The bytes of a zip member, refused by its declared size and read no further than the limit (a member
+    whose declared size lies is cut off there too)."""
+    declared = archive.getinfo(member).file_size
+    if declared > _MAX_IMAGE_BYTES:
+        raise _TooLarge(declared)
+    with archive.open(member) as stream:
+        data = stream.read(_MAX_IMAGE_BYTES + 1)
+    if len(data) > _MAX_IMAGE_BYTES:
+        raise _TooLarge(len(data))
+    return data
+
+
+def _read_file(path) -> bytes:
+    size = os.path.getsize(path)
+    if size > _MAX_IMAGE_BYTES:
+        raise _TooLarge(size)
+    return Path(path).read_bytes()
 
 
 @functools.lru_cache(maxsize=2)
@@ -592,14 +645,40 @@ class _EmptyFile(Exception):
     pass
 
 
+class _TooLarge(Exception):
+    pass
+
+
 def _describe(error: Exception) -> str:
     if isinstance(error, _EmptyFile):
         return "empty file"
+    if isinstance(error, _TooLarge):
+        return f"too large for a face image ({error.args[0]} bytes, more than {_MAX_IMAGE_BYTES})"
     if isinstance(error, UnidentifiedImageError):
         return "not an image Pillow can read"
     if isinstance(error, OSError) and "truncated" in str(error):
         return f"truncated image ({error})"
     return f"corrupt image ({type(error).__name__}: {error})"
+
+
+def _build_cache(stem, key, listing, entries, label_files, crop, resolution, strict, progress, workers) -> Faces:
+    """Decode `entries` into the cache entry `stem` (removing the temporary files of a prepare that was killed)."""
+    for suffix in (".npy", ".labels.npz", ".json"):
+        for stale in stem.parent.glob(f".{stem.name}{suffix}.*"):
+            stale.unlink(missing_ok=True)
+    problems = list(listing.problems)
+    labels = _read_labels(label_files, [filename for filename, _ in entries], problems)
+    _check_strict(problems, strict)
+    refused = {filename for filename, _ in problems}
+    entries = [entry for entry in entries if entry[0] not in refused]
+    write_atomically(_cache_file(stem, ".npy"), lambda path: _decode_to_npy(
+        path, listing.zip_path, entries, CROPS[crop], resolution, problems, strict, progress, workers))
+    failed = {filename for filename, _ in problems}
+    kept = [filename for filename, _ in entries if filename not in failed]
+    row_of = {filename: row for row, filename in enumerate(labels["filenames"])}
+    rows = np.array([row_of[filename] for filename in kept], int)
+    _write_cache_labels(stem, key, kept, labels, rows, problems)
+    return _load_cache(stem, key)
 
 
 def _load_cache(stem: Path, key: dict) -> Faces | None:
@@ -612,7 +691,7 @@ def _load_cache(stem: Path, key: dict) -> Faces | None:
         with np.load(_cache_file(stem, ".labels.npz"), allow_pickle=False) as stored:
             labels = {name: stored[name] if name in stored else None
                       for name in ("attributes", "partitions", "identities")}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, truncated or empty: rebuilt
         return None
     if len(images) != len(meta["filenames"]):
         return None
@@ -632,3 +711,20 @@ def _write_cache_labels(stem: Path, key: dict, kept, labels, rows, problems) -> 
 
 def _cache_file(stem: Path, suffix: str) -> Path:
     return stem.parent / (stem.name + suffix)
+
+
+@contextlib.contextmanager
+def _cache_lock(stem: Path):
+    """Hold an exclusive lock on the cache folder of `stem` while the block runs (a lock on the folder itself, so
+    that nothing is left in it); without fcntl (Windows) there is no lock, and two prepares should not run at once."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    descriptor = os.open(stem.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

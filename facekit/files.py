@@ -16,7 +16,7 @@ def write_atomically(path, write) -> Path:
     os.close(descriptor)
     try:
         write(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the result should not be
+        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes it private; the result should not be
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -29,7 +29,8 @@ def write_text_atomically(path, text: str) -> Path:
     return write_atomically(path, lambda temporary: Path(temporary).write_text(text))
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask (the permission bits new files and folders leave out)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from facekit.files import umask
+
 ATTRIBUTES = tuple("""
     5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair
     Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male
@@ -94,6 +96,7 @@ def write_synthetic_celeba(out_dir, count: int, seed: int = 0) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        os.chmod(temp, 0o777 & ~umask())  # mkdtemp makes it private; the set should not be
         _write_set(temp, count, seed)
         (temp / MARKER).write_text(marker)
         os.rename(temp, out_dir)
