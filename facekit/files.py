@@ -5,6 +5,13 @@ import tempfile
 from pathlib import Path
 
 
+def umask() -> int:
+    """The process's umask (the permission bits new files and folders leave out)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path, write) -> Path:
     """Call write(temporary_path) for a file beside `path`, then rename it into place; returns the path.
 
@@ -27,10 +34,3 @@ def write_atomically(path, write) -> Path:
 def write_text_atomically(path, text: str) -> Path:
     """Write a text file atomically."""
     return write_atomically(path, lambda temporary: Path(temporary).write_text(text))
-
-
-def umask() -> int:
-    """The process's umask (the permission bits new files and folders leave out)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

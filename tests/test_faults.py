@@ -296,6 +296,7 @@ def test_a_failed_start_writes_nothing(tmp_path, faces_dir, monkeypatch, capsys)
     assert main(command) == 0  # the same command, without --resume, now starts the run
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes in Linux's /proc")
 def test_a_killed_prepare_leaves_no_orphan_workers_and_its_temp_file_is_cleaned(tmp_path):
     folder = tmp_path / "faces" / "img_align_celeba"
     folder.mkdir(parents=True)
