@@ -48,10 +48,10 @@ def test_density_by_hand():
 
 def _hand_built_samples():
     """80 points: 5 on mode 0, one 0.149 from mode 0 (inside 3 std = 0.15), one 0.151 from it (outside),
-    2 on mode 2, 1 on mode 4, 70 at the origin (far from every mode)."""
+    2 on mode 2, 1 on mode 4, 70 at (0.5, 0), 1.5 from mode 0, the nearest."""
     means = toy.ring_means()
     points = [means[0]] * 5 + [means[0] + [-0.149, 0.0], means[0] + [0.0, 0.151]] + [means[2]] * 2 + [means[4]]
-    return np.array(points + [[0.0, 0.0]] * 70, np.float32)
+    return np.array(points + [[0.5, 0.0]] * 70, np.float32)
 
 
 def test_measures_on_hand_built_samples():
@@ -60,6 +60,17 @@ def test_measures_on_hand_built_samples():
     assert toy.high_quality_share(samples) == pytest.approx(9 / 80)
     # a covered mode needs at least 0.2 * 80 / 8 = 2 high-quality samples: modes 0 and 2, not mode 4
     assert toy.modes_covered(samples) == 2
+    # at any distance the 70 far points count too, at mode 0
+    np.testing.assert_array_equal(toy.mode_counts(samples, within=None), [77, 0, 2, 0, 1, 0, 0, 0])
+    assert toy.modes_covered(samples, within=None) == 2
+
+
+def test_modes_reached_counts_imprecise_samples_spread_around_the_ring():
+    ring = toy.sample_ring(800, seed=5)
+    blurred = ring * 1.2  # every point 0.4 outside the ring: none of high quality, all still nearest their mode
+    assert toy.modes_covered(blurred) == 0 and toy.high_quality_share(blurred) == 0
+    assert toy.modes_covered(blurred, within=None) == 8
+    assert toy.modes_covered(blurred, within=10) == 8  # 0.4 is within 10 standard deviations (0.5)
 
 
 def test_measures_on_the_ring_itself_and_on_one_mode():
