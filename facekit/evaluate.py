@@ -7,7 +7,8 @@ into the run folder, or next to an image folder:
 
     swd_*          sliced Wasserstein distance x 1e3 per pyramid level and averaged (lower: closer to real)
     no_face        images where dlib finds no face; identified: faces within 0.6 of a training face
-    face_fd        Fréchet distance between the dlib face embeddings of detected faces (and face_kid: KID there)
+    face_fd        Fréchet distance between the dlib face embeddings of detected faces (and face_kid: KID there, its
+                   kernel scaled to the embeddings' norm: metrics.FACE_KID_SCALE)
     ms_ssim        mean MS-SSIM of random pairs of the set (higher: less diverse); ms_ssim_real: the same for real
     pixel_nn       mean distance (RMS per pixel value, 0..255) from each image to its nearest training image
     face_nn        mean face-embedding distance from each detected face to its nearest training face
@@ -344,7 +345,8 @@ def _face_metrics(generated, real, real_embeddings, training, training_embedding
     found_real = real_embeddings[faces.has_face(real_embeddings)]
     if len(found_generated) >= 2 and len(found_real) >= 2:
         row["face_fd"] = metrics.frechet_distance(found_generated, found_real)
-        row["face_kid"] = metrics.kernel_inception_distance(found_generated, found_real)[0]
+        row["face_kid"] = metrics.kernel_inception_distance(found_generated, found_real,
+                                                            scale=metrics.FACE_KID_SCALE)[0]
         _, _, distance = faces.identify(generated_embeddings, training_embeddings)
         row["face_nn"] = float(np.mean(distance[np.isfinite(distance)]))
         queries = np.flatnonzero(faces.has_face(generated_embeddings))[:GRID_QUERIES]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekit import evaluate, faces, synthetic
+from facekit import evaluate, faces, metrics, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,9 @@ def test_a_set_against_itself_scores_as_identical_and_noise_scores_as_no_faces(c
     assert row["no_face"] == 16 - detected and row["identified"] == detected  # each face is its own training face
     assert row["face_nn"] == 0.0 and row["pixel_nn"] == 0.0
     assert row["face_fd"] == pytest.approx(0, abs=1e-6) and row["ms_ssim"] == row["ms_ssim_real"]
+    found = embeddings[faces.has_face(embeddings)]  # KID's kernel scaled for face embeddings, not for Inception's
+    assert row["face_kid"] == metrics.kernel_inception_distance(found, found, scale=metrics.FACE_KID_SCALE)[0]
+    assert row["face_kid"] != metrics.kernel_inception_distance(found, found)[0]
     assert set(same.grids) == {"neighbours_pixel", "neighbours_face"}
     assert same.grids["neighbours_pixel"].shape == (8 * 66 + 2, 6 * 66 + 2, 3)
 
@@ -53,8 +56,6 @@ def test_a_set_against_itself_scores_as_identical_and_noise_scores_as_no_faces(c
 
 def test_inception_metrics_are_the_distances_of_the_networks_features(cartoon_faces, monkeypatch):
     import keras
-
-    from facekit import metrics
 
     pooling = keras.Sequential([keras.Input((299, 299, 3)), keras.layers.GlobalAveragePooling2D()])
     monkeypatch.setattr(metrics, "inception_network", lambda: pooling)  # a stand-in: mean colour per image

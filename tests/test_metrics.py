@@ -1,5 +1,7 @@
 """Metrics against direct NumPy/SciPy computations of their definitions, and against properties they must have."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -151,16 +153,20 @@ def test_frechet_distance_matches_the_closed_form_for_known_gaussians():
         gaussian_frechet(mean_a, covariance_a, mean_b + shift, covariance_b), rel=1e-6)
 
 
-def test_frechet_distance_stays_finite_with_fewer_samples_than_dimensions():
+def test_frechet_distance_stays_finite_and_warns_with_fewer_samples_than_dimensions():
     rng = np.random.default_rng(0)
-    distance = metrics.frechet_distance(rng.standard_normal((20, 64)), rng.standard_normal((20, 64)) + 1)
+    with pytest.warns(UserWarning, match="20 samples in 64 dimensions: the covariance is singular"):
+        distance = metrics.frechet_distance(rng.standard_normal((20, 64)), rng.standard_normal((20, 64)) + 1)
     assert np.isfinite(distance) and distance > 64 * 0.9  # the mean shift alone contributes 64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough samples: no warning
+        metrics.frechet_distance(rng.standard_normal((65, 64)), rng.standard_normal((80, 64)))
 
 
-def direct_kid(features_a, features_b, subsets, subset_size, seed):
+def direct_kid(features_a, features_b, subsets, subset_size, seed, scale=None):
     rng = np.random.default_rng(seed)
-    dimensions = features_a.shape[1]
-    kernel = lambda x, y: (x @ y / dimensions + 1) ** 3
+    scale = scale or features_a.shape[1]
+    kernel = lambda x, y: (x @ y / scale + 1) ** 3
     values = []
     for _ in range(subsets):
         a = features_a[rng.choice(len(features_a), subset_size, replace=False)]
@@ -179,6 +185,42 @@ def test_kernel_inception_distance_matches_a_direct_computation():
     expected = direct_kid(features_a, features_b, subsets=3, subset_size=15, seed=4)
     found = metrics.kernel_inception_distance(features_a, features_b, subsets=3, subset_size=15, seed=4)
     np.testing.assert_allclose(found, expected, rtol=1e-9)
+
+
+def test_kernel_inception_distance_draws_subsets_of_at_most_half_of_each_set():
+    rng = np.random.default_rng(0)
+    features_a, features_b = rng.standard_normal((40, 6)), rng.standard_normal((50, 6)) + 0.3
+    expected = direct_kid(features_a, features_b, subsets=4, subset_size=20, seed=1)
+    found = metrics.kernel_inception_distance(features_a, features_b, subsets=4, seed=1)  # subset_size 1000
+    np.testing.assert_allclose(found, expected, rtol=1e-9)
+    assert found[1] > 0  # the subsets differ (whole sets every time would give std 0)
+    found = metrics.kernel_inception_distance(features_a, features_b, subsets=2, subset_size=15, scale=2.5, seed=3)
+    np.testing.assert_allclose(found, direct_kid(features_a, features_b, 2, 15, seed=3, scale=2.5), rtol=1e-9)
+
+
+def face_like_embeddings(count, seed):
+    """float [count, 128] shaped like dlib's embeddings of CelebA faces (benchmarks/face_kid_scale.py): norms 1.48,
+    a shared mean of norm 1.35, and deviations whose variances sum to 0.36 over about 26 effective dimensions."""
+    mean = np.random.default_rng(99).standard_normal(128)
+    variances = 0.93 ** np.arange(128)  # (sum v)^2 / sum v^2 = 27.6, the real embeddings' 26.4
+    variances *= 0.36 / variances.sum()
+    features = mean / np.linalg.norm(mean) * 1.35 + np.random.default_rng(seed).standard_normal((count, 128)) * \
+        np.sqrt(variances)
+    return features / np.linalg.norm(features, axis=1, keepdims=True) * 1.48
+
+
+def test_face_kid_sees_a_set_with_much_less_spread():
+    real_a, real_b = face_like_embeddings(600, seed=1), face_like_embeddings(600, seed=2)
+    narrow = real_b.mean(axis=0) + (real_b - real_b.mean(axis=0)) / 11
+    assert np.mean(np.sum(real_a**2, axis=1)) == pytest.approx(metrics.FACE_KID_SCALE, rel=0.01)
+
+    def gap_in_standard_deviations(scale):
+        same, same_std = metrics.kernel_inception_distance(real_a, real_b, subsets=10, scale=scale)
+        worse, _ = metrics.kernel_inception_distance(real_a, narrow, subsets=10, scale=scale)
+        return (worse - same) / same_std
+
+    assert gap_in_standard_deviations(metrics.FACE_KID_SCALE) > 3  # 3.5
+    assert gap_in_standard_deviations(None) < 2  # 1.3: with Inception's c = D = 128 the kernel is nearly linear
 
 
 def test_kernel_inception_distance_is_near_zero_for_one_distribution_and_positive_for_two():
