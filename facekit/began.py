@@ -7,11 +7,14 @@ keeps the two networks in balance.
     k_t+1  = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)
     M_global = L(x) + |gamma L(x) - L(G(z))|      the convergence measure (falls as samples improve)
 
+k_t and M_global read L(x) and L(G(z)) at one point: the autoencoder's pass over the step's last real and fake
+sub-batches, before its update (the paper computes every term of a step before updating).
+
 gamma = E[L(G(z))] / E[L(x)] is the balance the controller holds: lower gamma, sharper but less diverse faces.
 Networks as in the paper: 3x3 convolutions with ELU, two per resolution, strided convolutions down to 8x8 and an
 `embedding_dim` bottleneck in the encoder, nearest-neighbour upsampling in the decoder; the generator is a
-decoder of its own. The learning rate halves every `decay_every` steps down to a floor: long runs are reported
-to collapse once it decays too far.
+decoder of its own. Both learning rates halve every `decay_every` steps (the discriminator's counts its n_critic
+updates a step as one) down to a floor: long runs are reported to collapse once it decays too far.
 """
 
 import dataclasses
@@ -76,8 +79,9 @@ class BEGAN(gan.GAN):
         return loss, {"g_loss": loss}
 
     def after_step(self, logs: dict) -> dict:
-        """k_t+1 = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1); logs k_t+1 and M_global."""
-        balance = self.gamma * logs["d_real"] - logs["g_loss"]
+        """k_t+1 = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1) with L(x) and L(G(z)) from the last
+        discriminator pass (d_real and d_fake, before its update); logs k_t+1 and M_global."""
+        balance = self.gamma * logs["d_real"] - logs["d_fake"]
         self.k_t.assign(tf.clip_by_value(self.k_t + self.lambda_k * balance, 0.0, 1.0))
         return {"k_t": tf.identity(self.k_t), "m_global": logs["d_real"] + tf.abs(balance)}
 
@@ -86,7 +90,7 @@ class BEGAN(gan.GAN):
 
 
 class StepDecayWithFloor(keras.optimizers.schedules.LearningRateSchedule):
-    """initial * 0.5 ** (step // every), never below `floor`."""
+    """initial * 0.5 ** (updates // every), never below `floor`; `updates` is the optimizer's iteration count."""
 
     def __init__(self, initial: float, every: int, floor: float):
         self.initial, self.every, self.floor = initial, every, floor
@@ -142,15 +146,21 @@ def build_autoencoder(resolution: int, embedding_dim: int, filters: int, dtype: 
 
 
 def build(config: BEGANConfig) -> BEGAN:
-    """BEGAN's generator (a decoder ending in tanh) and autoencoder, compiled with the decaying rate."""
+    """BEGAN's generator (a decoder ending in tanh) and autoencoder, compiled with rates that halve every
+    `decay_every` steps (n_critic * decay_every discriminator updates)."""
     generator = build_decoder(config.resolution, config.latent_dim, config.filters, config.precision,
                               name="generator", activation="tanh")
     autoencoder = build_autoencoder(config.resolution, config.embedding_dim, config.filters, config.precision)
     model = BEGAN(generator, autoencoder, gamma=config.gamma, lambda_k=config.lambda_k, n_critic=config.n_critic,
                   seed=config.seed, ema_half_life=config.ema_half_life, ema_rampup=config.ema_rampup,
                   name=config.model)
-    schedule = StepDecayWithFloor(config.learning_rate, config.decay_every, config.learning_rate_floor)
-    return gan.compile_gan(model, config, learning_rate=schedule)
+
+    def schedule(updates_per_step):
+        return StepDecayWithFloor(config.learning_rate, config.decay_every * updates_per_step,
+                                  config.learning_rate_floor)
+
+    return gan.compile_gan(model, config, learning_rate=schedule(1),
+                           discriminator_learning_rate=schedule(config.n_critic))
 
 
 def _conv(filters: int, dtype: str, strides: int = 1):

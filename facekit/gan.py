@@ -24,6 +24,7 @@ fake = {"images": G(inputs), and the inputs: "noise", "labels", "codes"}. Everyt
 batches, resume, logs, snapshots, checkpoints, divergence stop, GIF, sampling) is shared and never copied.
 """
 
+import contextlib
 import dataclasses
 import functools
 
@@ -43,6 +44,8 @@ PENALTY_SEED_OFFSET = 1000  # the gradient penalty's alphas at sub-step k are dr
 class GANConfig(StepConfig):
     """Settings of every model on the engine; each model's config subclasses it and names its `model`."""
 
+    batch_size: int = setting(StepConfig.batch_size, "images per discriminator update (a step reads n_critic times "
+                                                     "as many)")
     latent_dim: int = setting(100, "length of the generator's noise vector")
     filters: int = setting(64, "width: channels of the discriminator's first layer")
     learning_rate: float = setting(2e-4, "Adam learning rate of both networks")
@@ -147,6 +150,27 @@ class GAN(keras.Model):
     def training_labels(self, faces):
         """float32 [N, L] labels that ride with the training images in the batch stream; None: images alone."""
         return None
+
+    def make_train_function(self, force=False):
+        """Keras's training function, called with Grappler's remapper off and the process's setting restored after.
+
+        The remapper fails on a graph that differentiates through Conv2D + BiasAdd + LeakyRelu and logs an error
+        line at every run. Without it, a DCGAN-64 step takes the same time (0.305 s against 0.310 s and 0.309
+        against 0.298, alternating, on this project's 2-core AMD EPYC); switched off around each step instead of
+        for the whole process, too (1.448 and 1.442 s against 1.460 and 1.437 s, 64 filters and batch 64,
+        alternating on the same CPU under other work). Other functions in the process keep TensorFlow's setting.
+        """
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force)
+        function = self.train_function
+
+        def without_remapper(*args, **kwargs):
+            with _remapper_off():
+                return function(*args, **kwargs)
+
+        self.train_function = without_remapper
+        return self.train_function
 
     def train_step(self, batch):
         """One step: n_critic discriminator updates, one generator update, the moving average; returns the logs."""
@@ -254,20 +278,17 @@ class GAN(keras.Model):
         return tf.reduce_mean(tf.sigmoid(outputs) if self.loss_pair.probability else outputs)
 
 
-def compile_gan(model: GAN, config: GANConfig, learning_rate=None) -> GAN:
-    """Compile `model` with one Adam per network at the config's rate and betas (or a schedule).
-
-    Also turns off Grappler's remapper: in a graph that differentiates through Conv2D + BiasAdd + LeakyRelu it
-    fails on the whole graph and logs an error line at every run. Without it, a DCGAN-64 step takes the same time
-    (0.305 s against 0.310 s and 0.309 against 0.298, alternating, on this project's 2-core AMD EPYC).
-    """
-    tf.config.optimizer.set_experimental_options({"remapping": False})
+def compile_gan(model: GAN, config: GANConfig, learning_rate=None, discriminator_learning_rate=None) -> GAN:
+    """Compile `model` with one Adam per network at the config's betas and rate, or at `learning_rate` (a rate or a
+    schedule of the optimizer's updates) and the discriminator's at `discriminator_learning_rate` (default: the
+    same)."""
     rate = learning_rate if learning_rate is not None else config.learning_rate
+    discriminator_rate = discriminator_learning_rate if discriminator_learning_rate is not None else rate
 
-    def adam():
-        return keras.optimizers.Adam(rate, beta_1=config.beta_1, beta_2=config.beta_2)
+    def adam(rate_or_schedule):
+        return keras.optimizers.Adam(rate_or_schedule, beta_1=config.beta_1, beta_2=config.beta_2)
 
-    model.compile(discriminator_optimizer=adam(), generator_optimizer=adam(), jit_compile=False)
+    model.compile(discriminator_optimizer=adam(discriminator_rate), generator_optimizer=adam(rate), jit_compile=False)
     return model
 
 
@@ -333,6 +354,17 @@ def together(real: dict, fake: dict) -> dict:
     both carry them), so that the discriminator runs once over both; fakes are cast to the reals' dtype."""
     return {name: tf.concat([real[name], tf.cast(fake[name], real[name].dtype)], 0)
             for name in real if name in fake}
+
+
+@contextlib.contextmanager
+def _remapper_off():
+    """Grappler's remapper off for the functions called inside; the process's own setting afterwards."""
+    before = tf.config.optimizer.get_experimental_options().get("remapping")  # None: TensorFlow's default
+    tf.config.optimizer.set_experimental_options({"remapping": False})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"remapping": before})
 
 
 def _as_inputs(inputs) -> dict:

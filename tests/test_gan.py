@@ -2,12 +2,14 @@
 function of (seed, step), and for every model on it: resume == uninterrupted, same seed same GIF, the divergence
 stop, sampling from the moving average."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from facekit import conditional, data, gan, registry, synthetic
-from facekit.training import RunFolder, TrainingDiverged
+from facekit.training import RunFolder, StepConfig, TrainingDiverged
 
 GAN_MODELS = ("dcgan", "lsgan", "wgan-gp", "hinge", "began", "cgan", "acgan", "infogan")
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=4, snapshot_every=3, grid_size=4, precision="float32")
@@ -225,6 +227,20 @@ def test_loading_a_run_whose_checkpoint_lacks_the_moving_average_names_the_probl
     tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator).save(run.checkpoints_dir / "c")
     with pytest.raises(ValueError, match="does not hold the networks run.json describes"):
         spec.load(run.path)
+
+
+def test_a_training_step_runs_without_grappler_s_remapper_and_leaves_the_process_setting_alone(capfd):
+    model = build("dcgan")  # Conv2D + BiasAdd + LeakyRelu under a gradient: the remapper logs "remapper failed"
+    capfd.readouterr()
+    model.train_on_batch(real_batch(model))
+    assert "remapper failed" not in capfd.readouterr().err
+    assert "remapping" not in tf.config.optimizer.get_experimental_options()
+
+
+def test_the_batch_size_help_says_a_step_reads_n_critic_batches():
+    field = next(field for field in dataclasses.fields(gan.GANConfig) if field.name == "batch_size")
+    assert field.metadata["help"] == "images per discriminator update (a step reads n_critic times as many)"
+    assert field.default == StepConfig.batch_size
 
 
 def trained_by_one_update(name: str, model: gan.GAN) -> set:
