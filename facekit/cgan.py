@@ -23,7 +23,8 @@ from facekit.training import setting
 
 @dataclasses.dataclass
 class CGANConfig(conditional.ConditionalConfig):
-    """A projection cGAN run: SNGAN's Adam settings (2e-4, betas 0 and 0.9)."""
+    """A projection cGAN run: the paper's Adam (2e-4, betas 0 and 0.9), with one discriminator update a step where
+    Miyato and Koyama make five."""
 
     model: str = "cgan"
     beta_1: float = setting(0.0, "Adam beta_1 of both networks")

@@ -3,10 +3,12 @@
     D loss = E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]
     G loss = -E[D(G(z))]
 
-Every discriminator layer divides its kernel by its largest singular value sigma (facekit.layers), so each layer,
-and so the network, is at most 1-Lipschitz: a constraint like WGAN-GP's, at the cost of one power-iteration step
-per layer instead of a second backward pass. Adam 2e-4 with betas (0, 0.9); one discriminator update per
-generator update by default (Miyato et al. use 1 to 5; `--n-critic 5` is their ResNet setting).
+Every discriminator layer divides its kernel by its largest singular value sigma (facekit.layers): a dense layer
+is then 1-Lipschitz and a convolution at most sqrt(patches per pixel)-Lipschitz (2 for DCGAN's 4x4 stride-2
+layers), so the network's Lipschitz constant is bounded, though not 1 as WGAN-GP's penalty aims for, at the cost
+of one power-iteration step per layer instead of a second backward pass. Adam 2e-4 with betas (0, 0.9) is the
+optimiser of Miyato et al.'s ResNet runs, which pair it with five discriminator updates per generator update
+(`--n-critic 5`); the default here is one update, cheaper, and not their setting.
 """
 
 import dataclasses
@@ -17,7 +19,7 @@ from facekit.training import setting
 
 @dataclasses.dataclass
 class HingeConfig(dcgan.DCGANConfig):
-    """A hinge + spectral-norm run: SNGAN's optimiser settings."""
+    """A hinge + spectral-norm run: Miyato et al.'s Adam rate and betas, with one discriminator update a step."""
 
     model: str = "hinge"
     beta_1: float = setting(0.0, "Adam beta_1 of both networks")

@@ -1,9 +1,14 @@
 """Spectral normalisation (Miyato et al. 2018) as PyTorch's torch.nn.utils.spectral_norm does it.
 
 A layer's kernel, reshaped to a matrix W [fan_in, out_features] (a Conv2D kernel [kh, kw, cin, cout] becomes
-[kh * kw * cin, cout]), is divided by its spectral norm sigma(W), the largest singular value of W: the most that
-the layer's linear map can stretch a vector. Each layer is then 1-Lipschitz, and so is a discriminator built of
-them with 1-Lipschitz activations, which keeps its gradients in check without a gradient penalty.
+[kh * kw * cin, cout]), is divided by its spectral norm sigma(W), the largest singular value of W. A Dense layer is
+then exactly 1-Lipschitz. A convolution is not: W / sigma maps each input patch with norm at most 1, but every
+pixel lies in several overlapping patches, so the convolution's operator norm is bounded by the square root of how
+many (2 for a 4x4 kernel of stride 2, 3 for 3x3 of stride 1), not by 1: 1.38 for a random-initialised 4x4
+stride-2 layer from 3 to 16 channels on 8x8 inputs (tests/test_layers.py, from its Jacobian); 1.59, 1.26 and 1.23
+for DCGAN's first three layers at 64 filters on 32, 16 and 8 pixels (by power iteration). The discriminator's
+Lipschitz constant is kept bounded, which keeps its gradients in check without a gradient penalty, but it is not
+held at 1 (Miyato et al. normalise the same reshaped matrix).
 
 sigma is estimated by power iteration from a persistent vector u [1, out_features] (a non-trainable float32
 variable): v = normalize(u W^T), u = normalize(v W), sigma = sum((v W) * u). u and v are held constant

@@ -3,8 +3,9 @@
     D loss = 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]        (targets b = 1 for real, a = 0 for fake)
     G loss = 1/2 E[(D(G(z)) - 1)^2]                        (target c = 1: G wants its fakes read as real)
 
-A fake far on the right side of the boundary still has a large squared error, so its gradient does not vanish
-as the non-saturating loss's does once the discriminator is confident.
+A fake the discriminator already calls real (D(G(z)) above 1/2) keeps the gradient D(G(z)) - 1 until it reaches
+the target 1, so it is still moved towards where D puts real faces; the non-saturating loss's gradient,
+-(1 - sigmoid(D(G(z)))), vanishes on fakes the discriminator confidently calls real.
 """
 
 import dataclasses

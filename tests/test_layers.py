@@ -241,3 +241,25 @@ def test_weights_files_and_checkpoints_keep_u(tmp_path):
     tf.train.Checkpoint(model=other).read(path).assert_consumed()
     for a, b in zip(trained.weights, other.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _operator_norm(layer, input_shape):
+    """The largest singular value of the layer's linear map (no bias) on inputs of `input_shape`, from its Jacobian."""
+    inputs = tf.zeros((1,) + input_shape)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = tf.reshape(layer(inputs), [-1])
+    jacobian = tf.reshape(tape.jacobian(outputs, inputs), (outputs.shape[0], -1)).numpy()
+    return np.linalg.svd(jacobian, compute_uv=False)[0]
+
+
+def test_spectral_norm_makes_a_dense_layer_1_lipschitz_and_only_bounds_a_convolution():
+    keras.utils.set_random_seed(0)
+    dense = layers.SpectralDense(5, use_bias=False, power_iterations=100)
+    dense(X_DENSE, training=True)  # u converges
+    assert _operator_norm(dense, (12,)) == pytest.approx(1, abs=1e-4)
+    # DCGAN's 4x4 stride-2 convolution: each pixel lies in up to 2x2 patches, so the bound is sqrt(4) = 2, not 1.
+    conv = layers.SpectralConv2D(16, 4, strides=2, padding="same", use_bias=False, power_iterations=100,
+                                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.02))
+    conv(tf.zeros((1, 8, 8, 3)), training=True)
+    assert 1.1 < _operator_norm(conv, (8, 8, 3)) <= 2 + 1e-4
