@@ -9,6 +9,9 @@ lesson wrote that draws faces, compared by `facekit.evaluate.compare` (1,000 ima
 detect a face, SWD, MS-SSIM, and a real row of held-out faces). With --gifs DIR, each lesson's progress GIFs and
 last grids are copied to DIR/LESSON/RUN.gif and DIR/LESSON/RUN.png.
 
+The machine's load average (the larger of the 5-minute one before and the 5- or 15-minute one after) is recorded
+beside each time: on a shared machine a time measured under a load above the core count is an upper bound.
+
 Restartable: results go to RESULTS/PROFILE.json, and a lesson already passed on the same code (the same lesson
 file, facekit package and requirements: a hash of their bytes) in the same profile is skipped, so a stopped run
 continues where it was. A table (Markdown) is printed and written beside the JSON.
@@ -112,7 +115,7 @@ def code_key(notebook: Path) -> str:
 def execute(notebook: Path, environment: dict, runs_dir: Path, keep_going: bool = False) -> dict:
     """Run a lesson in a fresh kernel (in a child process, so that each lesson's memory is its own); returns its
     status, minutes, peak GB and the run folders it wrote."""
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()[1]
     completed = subprocess.run([sys.executable, __file__, "--execute-one", str(notebook), str(keep_going)],
                                env=environment,
                                capture_output=True, text=True, cwd=ROOT)
@@ -120,8 +123,9 @@ def execute(notebook: Path, environment: dict, runs_dir: Path, keep_going: bool 
         {"status": "failed: " + (completed.stderr.strip().splitlines() or ["?"])[-1][:300], "peak_gb": 0.0}
     runs = [str(path.parent) for path in sorted(runs_dir.rglob("run.json"))
             if path.parent.joinpath("log.csv").exists() and path.parent.joinpath("log.csv").stat().st_mtime >= started]
-    return {**report, "minutes": (time.time() - started) / 60, "runs": runs,
-            "commit": git("rev-parse", "--short", "HEAD"), "processor": processor()}
+    minutes = (time.time() - started) / 60
+    return {**report, "minutes": minutes, "runs": runs, "commit": git("rev-parse", "--short", "HEAD"),
+            "processor": processor(), "load": max(load_before, os.getloadavg()[1 if minutes < 10 else 2])}
 
 
 def execute_one(notebook: Path, keep_going: bool) -> None:
@@ -188,10 +192,10 @@ def collect(lesson: str, runs: list[str], runs_dir: Path, folder: Path) -> None:
 
 
 def markdown_table(results: dict, profile: str) -> str:
-    lines = [f"| lesson | {profile} time | peak memory | status | commit |", "|---|---:|---:|---|---|"]
+    lines = [f"| lesson | {profile} time | load | peak memory | status | commit |", "|---|---:|---:|---:|---|---|"]
     for lesson, done in sorted(results.items()):
-        lines.append(f"| {lesson} | {done['minutes']:.1f} min | {done['peak_gb']:.1f} GB | {done['status']} | "
-                     f"{done['commit']} |")
+        lines.append(f"| {lesson} | {done['minutes']:.1f} min | {_number(done.get('load'))} | {done['peak_gb']:.1f} GB | "
+                     f"{done['status']} | {done['commit']} |")
     measured = [(lesson, done["measures"]) for lesson, done in sorted(results.items()) if done.get("measures")]
     if measured:
         lines += ["", "| lesson | set | can't detect a face | SWD avg | MS-SSIM |", "|---|---|---:|---:|---:|"]
