@@ -37,6 +37,21 @@ def image_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarr
     return grid
 
 
+def grid_tiles(grid, count: int, height: int, width: int | None = None, columns: int | None = None,
+               padding: int = 2) -> np.ndarray:
+    """The images of an image_grid(...) picture, uint8 [count, height, width, 3], given how it was drawn (the
+    count, tile size, columns and padding; a saved snapshot grid read back with imageio gives its faces)."""
+    grid, width = np.asarray(grid), width or height
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    expected = (int(np.ceil(count / columns)) * (height + padding) + padding, columns * (width + padding) + padding)
+    if grid.shape[:2] != expected:
+        raise ValueError(f"grid_tiles: a grid of {count} tiles {height}x{width} in {columns} columns with padding "
+                         f"{padding} is {expected[0]}x{expected[1]}, got {grid.shape[0]}x{grid.shape[1]}")
+    tops = padding + np.arange(count) // columns * (height + padding)
+    lefts = padding + np.arange(count) % columns * (width + padding)
+    return np.stack([grid[top : top + height, left : left + width, :3] for top, left in zip(tops, lefts)])
+
+
 def save_grid(images, path, columns: int | None = None) -> Path:
     """Write image_grid(images) as a PNG, atomically; returns the path."""
     path = Path(path)

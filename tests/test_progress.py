@@ -21,6 +21,17 @@ def test_image_grid_tiles_in_order_and_reads_floats_as_minus_one_to_one():
         progress.image_grid(np.zeros((4, 4, 3)))
 
 
+def test_grid_tiles_gives_back_the_images_of_a_saved_grid(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (7, 6, 5, 3), dtype=np.uint8)  # tiles 6 high, 5 wide
+    for columns, padding in ((None, 2), (4, 1), (7, 0)):
+        path = tmp_path / f"grid-{columns}-{padding}.png"
+        iio.imwrite(path, progress.image_grid(images, columns=columns, padding=padding))
+        tiles = progress.grid_tiles(iio.imread(path), count=7, height=6, width=5, columns=columns, padding=padding)
+        np.testing.assert_array_equal(tiles, images)
+    with pytest.raises(ValueError, match="grid of 7 tiles 6x6"):  # a wrong tile size is refused, not misread
+        progress.grid_tiles(progress.image_grid(images), count=7, height=6)
+
+
 def test_control_noise_is_fixed_by_seed():
     first = progress.control_noise(36, 100, seed=7)
     assert first.shape == (36, 100) and first.dtype == np.float32
