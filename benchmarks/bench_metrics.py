@@ -52,7 +52,8 @@ def main() -> None:
     training_embeddings = timed(f"face embeddings of {face_count} training images (once per data set)",
                                 lambda: faces.face_embeddings(training, workers=arguments.workers))
     report = timed("detection table", lambda: faces.detection_report(generated_embeddings, training_embeddings))
-    print(f"    out of {report.images}: no face {report.no_face}, identified as a training face {report.identified}")
+    print(f"    out of {report.images}: no face {report.no_face}, within {report.tolerance} of one of {face_count} "
+          f"training faces {report.identified} (face_recognition's 'same person', which most unseen people meet)")
 
     found_generated = generated_embeddings[faces.has_face(generated_embeddings)]
     found_training = training_embeddings[faces.has_face(training_embeddings)]

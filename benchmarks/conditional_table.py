@@ -10,7 +10,7 @@ benchmarks/attribute_classifier.py):
   agrees with the value asked for (label vectors drawn from the training faces' joint distribution), for cgan and
   acgan, with chance (the same samples against shuffled orders), beside the classifier's own accuracy on real
   held-out faces (the ceiling) and the majority baseline;
-- table.md/.csv: `python -m facekit compare` of the three runs (no face, identified, SWD, MS-SSIM, real row);
+- table.md/.csv: `python -m facekit compare` of the three runs (no face, memorised, SWD, MS-SSIM, real row);
 - infogan_codes.md: what each InfoGAN code came to control, read by the classifier.
 
     .venv/bin/python benchmarks/conditional_table.py [--steps 2400] [--filters 32] [--out runs/conditional]

@@ -6,7 +6,10 @@ One row of numbers per image set, written as evaluation.csv and evaluation.json 
 into the run folder, or next to an image folder:
 
     swd_*          sliced Wasserstein distance x 1e3 per pyramid level and averaged (lower: closer to real)
-    no_face        images where dlib finds no face; identified: faces within 0.6 of a training face
+    no_face        images where dlib finds no face
+    memorised      images whose face is nearer a training face than 99% of the real faces of unseen people are
+                   (faces.memorisation; training_faces: how many training faces were searched). Only for runs that
+                   held people out: unseen real people score about 1%, a model that copies training faces far more
     face_fd        Fréchet distance between the dlib face embeddings of detected faces (and face_kid: KID there, its
                    kernel scaled to the embeddings' norm: metrics.FACE_KID_SCALE)
     ms_ssim        mean MS-SSIM of random pairs of the set (higher: less diverse); ms_ssim_real: the same for real
@@ -48,9 +51,10 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
     """Evaluate generated images against real images, both uint8 [N, R, R, 3].
 
     Uses min(len(generated), len(real)) images of each (SWD needs equal sets). `training`: the faces the model
-    trained on, which `identified` and the nearest neighbours look for (default: the real images themselves,
-    when they are training faces). real_embeddings / training_embeddings: their faces.face_embeddings, if
-    already computed.
+    trained on (all of them, or `memorised` misses copies of the others), which `memorised` and the nearest
+    neighbours look for; `real` are then faces of people it never saw, whose distances to their nearest training
+    faces set the bar for `memorised`. Default: the real images themselves, when they are training faces (then no
+    `memorised`). real_embeddings / training_embeddings: their faces.face_embeddings, if already computed.
     """
     unknown = sorted(set(metric_groups) - set(METRIC_GROUPS))
     if unknown:
@@ -64,6 +68,7 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
     count = min(len(generated), len(real))
     generated, real = generated[:count], real[:count]
     real_embeddings = None if real_embeddings is None else real_embeddings[:count]
+    unseen = training is not None  # real faces of people the model never saw: memorisation can be measured
     if training is None:
         training, training_embeddings = real, real_embeddings
     training = data.to_uint8(training)
@@ -71,7 +76,8 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
     if "swd" in metric_groups:
         row.update(metrics.sliced_wasserstein_distance(generated, real, seed=seed))
     if "faces" in metric_groups:
-        row.update(_face_metrics(generated, real, real_embeddings, training, training_embeddings, workers, grids))
+        row.update(_face_metrics(generated, real, real_embeddings, training, training_embeddings, unseen, workers,
+                                 grids))
     if "ms_ssim" in metric_groups:
         pairs = min(1000, count)
         row["ms_ssim"] = metrics.mean_pairwise_ms_ssim(generated, pairs, seed=seed)
@@ -91,13 +97,13 @@ def evaluate(generated, real, metric_groups=DEFAULT_METRICS, seed: int = 0, real
 
 
 def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=DEFAULT_METRICS, seed: int = 0,
-                    crop=None, workers: int | None = None) -> tuple[dict, Path]:
+                    crop=None, workers: int | None = None, training_count: int | None = None) -> tuple[dict, Path]:
     """Evaluate a run folder (sampled from its latest checkpoint) or an image folder against a CelebA source.
 
     real_source: default the run's recorded source, else facekit.data's default source. crop: of the real
     images; default the run's recorded crop, else facekit.data's default crop. A run that kept people out of
-    training (its `heldout` setting) is compared with those held-out people, and `identified` and the
-    neighbours look among the people it trained on.
+    training (its `heldout` setting) is compared with those held-out people, and `memorised` and the
+    neighbours look among the faces it trained on: all of them, or a random `training_count` of them.
 
     Writes evaluation.csv, evaluation.json and the neighbours_*.png grids into the run folder, or next to an
     image folder with the folder's name in front (FOLDER_evaluation.csv). Returns (the result dict, the CSV path).
@@ -106,7 +112,7 @@ def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=D
     generated = generated_images(target, count, seed)
     is_run = (target / "run.json").exists()
     sets = real_sets(target if is_run else None, real_source, generated.shape[1], min(count, len(generated)), seed,
-                     crop)
+                     crop, training_count)
     out_dir, prefix = (target, "") if is_run else (target.parent, f"{target.name}_")
     evaluation = _evaluate_against(generated, sets, metric_groups, seed, workers)
     result = {"target": str(target), "real": str(sets.source), "seed": seed, "metrics": evaluation.metrics}
@@ -120,8 +126,9 @@ def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=D
 @dataclasses.dataclass
 class RealSets:
     """The real faces a set is measured against: `real` (the distribution, uint8 [N, R, R, 3]) and `training`
-    (the faces the model saw, for `identified` and neighbours; None when `real` are training faces), and
-    `spare`: other real faces of the same people as `real`, to measure a real set the same way."""
+    (the faces the model saw, for `memorised` and neighbours; None when `real` are training faces), and
+    `spare`: other real faces of the same people as `real`, none of them in `real`, to measure a real set the
+    same way (the real-vs-real floor)."""
 
     real: np.ndarray
     training: np.ndarray | None
@@ -129,9 +136,13 @@ class RealSets:
     source: Path
 
 
-def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, crop=None) -> RealSets:
+def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, crop=None,
+              training_count: int | None = None, equal: bool = False) -> RealSets:
     """The real faces to compare a run (or, run_dir None, an image folder) with: cut, limited and split by
-    identity as it was trained, so that its held-out people are the ones it never saw."""
+    identity as it was trained, so that its held-out people are the ones it never saw. `real` and `spare` are
+    disjoint: `count` images and up to `count` of the others; with `equal`, as many as each (half of the faces
+    each when there are fewer than 2 * count). `training`: all the faces the run trained on, or a random
+    `training_count` of them."""
     from facekit.training import RunFolder
 
     config = RunFolder(run_dir).read_config() if run_dir is not None else {}
@@ -142,37 +153,52 @@ def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, 
     if heldout_fraction:
         training, heldout = faces.split_by_identity((1 - heldout_fraction, heldout_fraction),
                                                     seed=config.get("seed", 0))
-        real, spare = _two_samples(heldout.images, count, seed)
-        return RealSets(real, sample_images(training.images, count, seed), spare, faces.source)
-    real, spare = _two_samples(faces.images, count, seed)
+        real, spare = _two_samples(heldout.images, count, seed, equal)
+        training_images = training.images if training_count is None else sample_images(training.images,
+                                                                                         training_count, seed)
+        return RealSets(real, np.asarray(training_images), spare, faces.source)
+    real, spare = _two_samples(faces.images, count, seed, equal)
     return RealSets(real, None, spare, faces.source)
 
 
 def compare(run_dirs, real_source=None, count: int = 1000, metric_groups=DEFAULT_METRICS, seed: int = 0,
-            crop=None, workers: int | None = None) -> dict[str, dict]:
-    """One row of metrics per run folder, plus a "real" row (other faces of the same real people, measured the
-    same way), all against the real faces of the first run's source, cut and split as it was trained."""
+            crop=None, workers: int | None = None, training_count: int | None = None) -> dict[str, dict]:
+    """One row of metrics per run folder, plus a "real" row (other faces of the same real people, none of them in
+    the reference sample, measured the same way), all against the real faces of the first run's source, cut and
+    split as it was trained (training_count: as in evaluate_target)."""
     rows, sets = {}, None
     for run_dir in map(Path, run_dirs):
         generated = generated_images(run_dir, count, seed)
         if sets is None:
-            sets = real_sets(run_dir, real_source, generated.shape[1], min(count, len(generated)), seed, crop)
+            sets = real_sets(run_dir, real_source, generated.shape[1], min(count, len(generated)), seed, crop,
+                             training_count, equal=True)  # the floor on as many images as the rows above it
         rows[run_dir.name or str(run_dir)] = _evaluate_against(generated, sets, metric_groups, seed, workers).metrics
     rows["real"] = _evaluate_against(sets.spare, sets, metric_groups, seed, workers).metrics
     return rows
 
 
 def markdown_table(rows: dict[str, dict]) -> str:
-    """The comparison as a Markdown table in the form of the published face-detection table: per 1,000 images,
-    can't detect a face and identified as a training person, then SWD (x1e3, average) and MS-SSIM."""
+    """The comparison as a Markdown table: per 1,000 images, can't detect a face (the published face-detection
+    table's first column) and memorised, then SWD (x1e3, average) and MS-SSIM; a note under it says what
+    "memorised" counts and how many training faces were searched."""
     columns = [("can't detect a face", lambda row: round(row["no_face"] * 1000 / row["images"])),
-               ("identified as a training person", lambda row: round(row["identified"] * 1000 / row["images"])),
+               ("memorised", lambda row: round(row["memorised"] * 1000 / row["images"])),
                ("SWD", lambda row: f"{row['swd_avg']:.1f}"), ("MS-SSIM", lambda row: f"{row['ms_ssim']:.3f}")]
     columns = [(name, cell) for name, cell in columns if all(_has(row, cell) for row in rows.values())]
     lines = ["| set | " + " | ".join(name for name, _ in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     lines += [f"| {label} | " + " | ".join(str(cell(row)) for _, cell in columns) + " |" for label, row in rows.items()]
+    if any(name == "memorised" for name, _ in columns):
+        lines += ["", memorised_note(rows)]
     return "\n".join(lines)
+
+
+def memorised_note(rows: dict[str, dict]) -> str:
+    """One sentence saying what the "memorised" count of these rows is, with the training faces searched."""
+    searched = sorted({row["training_faces"] for row in rows.values() if "training_faces" in row})
+    return (f"memorised: per 1,000 images, faces nearer one of the {' or '.join(f'{count:,}' for count in searched)} "
+            f"training faces searched than {1 - faces.MEMORISED_QUANTILE:.0%} of the real faces of unseen people "
+            f"are (such real faces score about {1000 * faces.MEMORISED_QUANTILE:.0f}).")
 
 
 def write_comparison(rows: dict[str, dict], table: str, markdown_path) -> Path:
@@ -199,12 +225,12 @@ def _evaluate_against(generated, sets: RealSets, metric_groups, seed: int, worke
                     workers=workers, training=sets.training, training_embeddings=training_embeddings)
 
 
-def _two_samples(images, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two samples of `count` images: disjoint when there are enough, else the second drawn by another seed."""
+def _two_samples(images, count: int, seed: int, equal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random samples (overlapping ones flatter a real-vs-real floor): `count` images and up to
+    `count` of the rest; with `equal`, min(count, len(images) // 2) images each."""
     order = np.random.default_rng(seed).permutation(len(images))
-    if len(images) >= 2 * count:
-        return np.asarray(images[np.sort(order[:count])]), np.asarray(images[np.sort(order[count : 2 * count])])
-    return sample_images(images, count, seed), sample_images(images, count, seed + 1)
+    count = min(count, len(images) // 2 if equal else len(images))
+    return np.asarray(images[np.sort(order[:count])]), np.asarray(images[np.sort(order[count : 2 * count])])
 
 
 def _has(row: dict, cell) -> bool:
@@ -325,22 +351,25 @@ def format_table(rows: dict[str, dict]) -> str:
 
 
 def detection_table(rows: dict[str, dict]) -> str:
-    """The published comparison's form: per set, out of 1,000 images, "can't detect a face" and
-    "detected but identified as a training person" (rows need no_face, identified and images)."""
+    """The published comparison's form, its second column replaced by memorisation: per set, out of 1,000 images,
+    "can't detect a face" and "memorised" (rows need no_face, memorised, training_faces and images)."""
     table = {label: {"can't detect a face": round(row["no_face"] * 1000 / row["images"]),
-                     "identified as a training person": round(row["identified"] * 1000 / row["images"])}
+                     "memorised": round(row["memorised"] * 1000 / row["images"])}
              for label, row in rows.items()}
-    return "out of 1,000 images\n" + format_table(table)
+    return "out of 1,000 images\n" + format_table(table) + "\n" + memorised_note(rows)
 
 
-def _face_metrics(generated, real, real_embeddings, training, training_embeddings, workers, grids: dict) -> dict:
+def _face_metrics(generated, real, real_embeddings, training, training_embeddings, unseen: bool, workers,
+                  grids: dict) -> dict:
     generated_embeddings = faces.face_embeddings(generated, workers=workers)
     if real_embeddings is None:
         real_embeddings = faces.face_embeddings(real, workers=workers)
     if training_embeddings is None:
         training_embeddings = real_embeddings if training is real else faces.face_embeddings(training, workers=workers)
-    report = faces.detection_report(generated_embeddings, training_embeddings)
-    row = {"no_face": report.no_face, "identified": report.identified}
+    row = {"no_face": int((~faces.has_face(generated_embeddings)).sum())}
+    if unseen and faces.has_face(real_embeddings).any() and faces.has_face(training_embeddings).any():
+        report = faces.memorisation(generated_embeddings, training_embeddings, real_embeddings)
+        row.update(memorised=report.memorised, training_faces=report.training_faces)
     found_generated = generated_embeddings[faces.has_face(generated_embeddings)]
     found_real = real_embeddings[faces.has_face(real_embeddings)]
     if len(found_generated) >= 2 and len(found_real) >= 2:

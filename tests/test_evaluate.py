@@ -31,7 +31,7 @@ def test_a_set_against_itself_scores_as_identical_and_noise_scores_as_no_faces(c
     detected = int(faces.has_face(embeddings).sum())
     assert detected >= 6, "the synthetic faces should mostly be detectable"
     assert row["images"] == 16 and row["swd_avg"] == 0.0
-    assert row["no_face"] == 16 - detected and row["identified"] == detected  # each face is its own training face
+    assert row["no_face"] == 16 - detected and "memorised" not in row  # real faces are training faces: no unseen
     assert row["face_nn"] == 0.0 and row["pixel_nn"] == 0.0
     assert row["face_fd"] == pytest.approx(0, abs=1e-6) and row["ms_ssim"] == row["ms_ssim_real"]
     found = embeddings[faces.has_face(embeddings)]  # KID's kernel scaled for face embeddings, not for Inception's
@@ -43,15 +43,36 @@ def test_a_set_against_itself_scores_as_identical_and_noise_scores_as_no_faces(c
     noise = np.random.default_rng(0).integers(0, 256, cartoon_faces.shape, dtype=np.uint8)
     row = evaluate.evaluate(noise, cartoon_faces, metric_groups=("swd", "faces"), real_embeddings=embeddings,
                             workers=1).metrics
-    assert row["no_face"] == 16 and row["identified"] == 0 and "face_fd" not in row and "ms_ssim" not in row
+    assert row["no_face"] == 16 and "face_fd" not in row and "ms_ssim" not in row
     assert row["swd_avg"] > 50
 
     # Fewer generated than real images: both sets, and the real embeddings, are cut to the smaller count.
     fewer = evaluate.evaluate(cartoon_faces[:10], cartoon_faces, metric_groups=("faces",), real_embeddings=embeddings,
                               workers=1).metrics
-    assert fewer["images"] == 10 and fewer["identified"] == int(faces.has_face(embeddings[:10]).sum())
+    assert fewer["images"] == 10 and fewer["no_face"] == int((~faces.has_face(embeddings[:10])).sum())
     with pytest.raises(ValueError, match="3 rows for 16 real images"):
         evaluate.evaluate(cartoon_faces, cartoon_faces, metric_groups=("faces",), real_embeddings=embeddings[:3])
+
+
+def test_copies_of_training_faces_count_as_memorised_and_unseen_people_do_not(cartoon_faces):
+    embeddings = faces.face_embeddings(cartoon_faces, workers=1)
+    training, unseen = cartoon_faces[:8], cartoon_faces[8:]
+    found = faces.has_face(embeddings)
+    assert found[:8].sum() >= 3 and found[8:].sum() >= 3
+    copies = evaluate.evaluate(training, unseen, metric_groups=("faces",), training=training, workers=1,
+                               real_embeddings=embeddings[8:], training_embeddings=embeddings[:8]).metrics
+    assert copies["memorised"] == found[:8].sum() and copies["training_faces"] == found[:8].sum()
+    others = evaluate.evaluate(unseen, unseen, metric_groups=("faces",), training=training, workers=1,
+                               real_embeddings=embeddings[8:], training_embeddings=embeddings[:8]).metrics
+    assert others["memorised"] <= 1  # the bar is the 1% quantile of these faces' own distances: the nearest at most
+    assert faces.detection_report(embeddings[8:], embeddings[:8]).identified >= 1  # which "identified" would flag
+
+
+def test_the_real_floor_compares_two_disjoint_samples():
+    images = np.arange(30, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    for count, equal, expected in ((10, True, (10, 10)), (20, True, (15, 15)), (20, False, (20, 10))):
+        first, second = evaluate._two_samples(images, count, seed=0, equal=equal)  # 30 faces, never one in both
+        assert (len(first), len(second)) == expected and not set(first[:, 0, 0, 0]) & set(second[:, 0, 0, 0])
 
 
 def test_inception_metrics_are_the_distances_of_the_networks_features(cartoon_faces, monkeypatch):
@@ -167,19 +188,25 @@ def test_image_folders_are_read_in_name_order_and_odd_sizes_are_named(tmp_path):
 
 def test_results_are_written_as_csv_and_json_and_printed_as_tables(tmp_path):
     result = {"target": "runs/x", "real": "celeba", "seed": 0,
-              "metrics": {"images": 1000, "swd_avg": 12.34567, "no_face": 120, "identified": 3}}
+              "metrics": {"images": 1000, "swd_avg": 12.34567, "no_face": 120, "memorised": 3}}
     evaluate.write_result(result, tmp_path / "evaluation.json", tmp_path / "evaluation.csv")
     assert json.loads((tmp_path / "evaluation.json").read_text()) == result
     with open(tmp_path / "evaluation.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows == [{"target": "runs/x", "real": "celeba", "seed": "0", "images": "1000", "swd_avg": "12.35",
-                     "no_face": "120", "identified": "3"}]
+                     "no_face": "120", "memorised": "3"}]
 
-    rows = {"real vs real": {"images": 500, "no_face": 20, "identified": 400},
-            "dcgan": {"images": 500, "no_face": 350, "identified": 10}}
+    rows = {"real vs real": {"images": 500, "no_face": 20, "memorised": 4, "training_faces": 1800},
+            "dcgan": {"images": 500, "no_face": 350, "memorised": 10, "training_faces": 1800}}
     table = evaluate.detection_table(rows).splitlines()
-    assert table[0] == "out of 1,000 images"
-    assert table[2].split()[-2:] == ["40", "800"] and table[3].split()[-2:] == ["700", "20"]
+    assert table[0] == "out of 1,000 images" and table[1].split()[-1] == "memorised"
+    assert table[2].split()[-2:] == ["40", "8"] and table[3].split()[-2:] == ["700", "20"]
+    assert table[4].startswith("memorised: per 1,000 images, faces nearer one of the 1,800 training faces searched "
+                               "than 99% of the real faces of unseen people")
+    markdown = evaluate.markdown_table({label: {**row, "swd_avg": 1.0} for label, row in rows.items()}).splitlines()
+    assert markdown[0] == "| set | can't detect a face | memorised | SWD |"
+    assert markdown[3] == "| dcgan | 700 | 20 | 1.0 |"
+    assert markdown[-1] == table[4]
     assert evaluate.format_table({"a": {"x": 1.0}, "bb": {"y": 2}}).splitlines() == [
         "set  x  y", "a    1   ", "bb      2"]
 

@@ -61,6 +61,25 @@ def test_identify_uses_the_tolerance_and_skips_rows_without_a_face():
     assert report.per_thousand() == {"no_face_per_1000": 250.0, "identified_per_1000": 500.0}
 
 
+def test_memorisation_counts_samples_nearer_a_training_face_than_the_unseen_people():
+    training = np.zeros((5, 128), np.float32)
+    training[:, 0] = [0, 10, 20, 30, np.nan]  # the last training image has no face
+    unseen = np.zeros((101, 128), np.float32)
+    unseen[:100, 0] = 0.2 + np.arange(100) * 0.01  # unseen people 0.2 to 1.19 from training face 0
+    unseen[100] = np.nan
+    samples = np.zeros((6, 128), np.float32)
+    samples[:, 0] = [10, 20.1, 30.3, 0.25, 5, np.nan]  # a copy, a near copy, two beyond the bar, one far, no face
+    report = faces.memorisation(samples, training, unseen)
+    threshold = np.quantile(0.2 + np.arange(100) * 0.01, faces.MEMORISED_QUANTILE)  # 0.2099: 1 in 100 is nearer
+    assert report.threshold == pytest.approx(threshold, rel=1e-5)
+    assert (report.images, report.memorised, report.training_faces, report.unseen_faces) == (6, 2, 4, 100)
+    # Unseen people score about the quantile's rate against themselves; the identified count calls 40 of them known.
+    assert faces.memorisation(unseen, training, unseen).memorised == 1
+    assert faces.detection_report(unseen, training).identified == 40  # within 0.6: "identified"
+    with pytest.raises(ValueError, match="no face found among the unseen"):
+        faces.memorisation(samples, training, unseen[100:])
+
+
 @needs_celeba
 def test_real_celeba_faces_are_detected_at_64_and_recognised_as_themselves():
     images = celeba_faces(12)
