@@ -70,6 +70,8 @@ def save_gif(frames, path, labels=None, seconds_per_frame: float = GIF_SECONDS_P
     if labels is not None:
         pictures = [label_image(picture, label) for picture, label in zip(pictures, labels, strict=True)]
     durations = [seconds_per_frame * 1000] * (len(pictures) - 1) + [GIF_LAST_FRAME_SECONDS * 1000]
+    if len(durations) == 1:  # Pillow takes a single frame's duration as a number, not a list
+        durations = durations[0]
     path = Path(path)
     write_atomically(
         path,

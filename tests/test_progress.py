@@ -57,6 +57,13 @@ def test_gif_loops_holds_the_last_frame_and_is_reproducible(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
+def test_a_gif_of_one_frame_is_written_and_held(tmp_path):
+    """A run stopped before its first snapshot has only the step-0 grid: still a GIF, the frame held."""
+    path = progress.save_gif([np.full((16, 16, 3), 50, np.uint8)], tmp_path / "one.gif", labels=["step 0"])
+    with Image.open(path) as gif:
+        assert gif.n_frames == 1 and gif.info["duration"] == progress.GIF_LAST_FRAME_SECONDS * 1000
+
+
 def test_plot_losses_writes_a_png(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("step,d_loss,g_loss,seconds\n1,0.7,0.7,0.1\n2,0.6,0.9,0.2\n3,0.5,1.1,0.3\n")
