@@ -148,9 +148,13 @@ def agreement(model: ConditionalGAN, classifier, count: int = 1000, seed: int = 
     """How often the attribute classifier agrees with the requested labels on `count` conditional samples.
 
     Labels drawn from the run's joint distribution; one row per conditioning attribute that the classifier
-    knows: {attribute, requested_rate, predicted_rate, agreement, chance}. agreement: the fraction of samples
-    whose predicted value (probability >= 0.5) equals the requested one; chance: the same against the requests
-    shuffled among the samples, i.e. what a generator drawing these faces while ignoring its labels would score.
+    knows: {attribute, requested_rate, predicted_rate, agreement, chance, balanced_agreement, balanced_chance}.
+    agreement: the fraction of samples whose predicted value (probability >= 0.5) equals the requested one;
+    chance: the same against the requests shuffled among the samples, i.e. what a generator drawing these faces
+    while ignoring its labels would score. balanced_agreement: the mean of the agreement on the samples asked to
+    show the attribute and on those asked not to (a rare attribute's raw agreement is mostly its commoner value;
+    a reading that ignores the request scores 0.5 here); balanced_chance: the same against the shuffled requests.
+    NaN when every sample asked for the same value.
     """
     inputs = model.sampling_inputs(count, seed)
     predicted = classifier.probabilities(data.to_uint8(model.generate(inputs))) >= 0.5
@@ -163,5 +167,16 @@ def agreement(model: ConditionalGAN, classifier, count: int = 1000, seed: int = 
         said = predicted[:, classifier.names.index(name)]
         rows.append({"attribute": name, "requested_rate": float(requested.mean()),
                      "predicted_rate": float(said.mean()), "agreement": float((said == requested).mean()),
-                     "chance": float((said == requested[shuffled]).mean())})
+                     "chance": float((said == requested[shuffled]).mean()),
+                     "balanced_agreement": balanced_agreement(said, requested),
+                     "balanced_chance": balanced_agreement(said, requested[shuffled])})
     return rows
+
+
+def balanced_agreement(said, requested) -> float:
+    """The mean of the rates at which `said` (bool [N]) equals `requested` (bool [N]) where the request is True
+    and where it is False: float in [0, 1], NaN when the request takes one value only."""
+    said, requested = np.asarray(said, bool), np.asarray(requested, bool)
+    if requested.all() or not requested.any():
+        return float("nan")
+    return float((said[requested].mean() + (~said[~requested]).mean()) / 2)

@@ -106,6 +106,18 @@ def test_agreement_counts_samples_whose_reading_equals_the_request(tmp_path):
     assert smiling["agreement"] == pytest.approx(1 - smiling["requested_rate"])
     assert male["requested_rate"] == pytest.approx(0.5, abs=0.05)
     assert male["chance"] == pytest.approx(male["agreement"])  # the reading ignores the request: chance is all
+    assert male["balanced_agreement"] == 0.5 and smiling["balanced_agreement"] == 0.5  # ignoring it scores 0.5
+
+
+def test_balanced_agreement_weighs_the_rare_request_as_much_as_the_common_one():
+    requested = np.array([True] * 5 + [False] * 95)
+    never = np.zeros(100, bool)  # a reading that never sees the rare attribute: raw agreement 0.95, balanced 0.5
+    assert conditional.balanced_agreement(never, requested) == 0.5
+    half_found = never.copy()
+    half_found[:2] = True  # 2 of the 5 found, 3 false alarms among the 95
+    half_found[50:53] = True
+    assert conditional.balanced_agreement(half_found, requested) == pytest.approx((2 / 5 + 92 / 95) / 2)
+    assert np.isnan(conditional.balanced_agreement(never, np.zeros(100, bool)))
 
 
 def _module(name):
