@@ -9,7 +9,7 @@ benchmarks/attribute_classifier.py):
 - agreement.md/.csv: for each conditioning attribute, how often the classifier's reading of a conditional sample
   agrees with the value asked for (label vectors drawn from the training faces' joint distribution), for cgan and
   acgan, with chance (the same samples against shuffled orders), beside the classifier's own accuracy on real
-  held-out faces (the ceiling) and the majority baseline;
+  held-out faces (a reference, not a ceiling) and the majority baseline;
 - table.md/.csv: `python -m facekit compare` of the three runs (no face, memorised, SWD, MS-SSIM, real row);
 - infogan_codes.md: what each InfoGAN code came to control, read by the classifier.
 

@@ -9,9 +9,12 @@ BCE(logits, y) (mean over attributes and images):
     G loss = adversarial G loss + BCE(C(G(z, y)), y)
 
 so G is rewarded for faces whose attributes the classifier reads as asked. The paper also trains D's classifier on
-fakes (w = 1). Here w defaults to 0: a classifier trained on fakes can be satisfied by G drawing only the easiest,
-most typical face for each label vector, and fewer kinds of faces (Shu, Bui and Ermon 2017; Gong et al. 2019 show
-the bias). `--fake-auxiliary-weight 1` is the paper's choice.
+fakes (w = 1); here w defaults to 0, the classifier learning from real faces only, and `--fake-auxiliary-weight 1`
+is the paper's choice. Neither removes the bias Shu, Bui and Ermon (2017) describe (and Gong et al. 2019): it
+comes from G's own auxiliary term, which both keep, and which rewards faces the classifier reads with certainty,
+so that G favours the easiest, most typical face of each label vector and draws fewer kinds of faces (their
+analysis takes the classifier to be the real data's p(y | x), what w = 0 trains it towards).
+benchmarks/acgan_fake_auxiliary.py measures the two settings side by side at lesson 07's budget.
 """
 
 import dataclasses
