@@ -13,6 +13,10 @@ The squared error is the Gaussian log-likelihood of Q_cont with unit variance, u
 factored Gaussian with its variance fixed). So G learns to make each code value visibly different, and what the
 codes come to control (glasses? hair colour? pose?) is found after training, e.g. by an attribute classifier.
 The snapshot grid is rows of fixed noise by columns of the categorical code's values, continuous codes at 0.
+
+The defaults are the paper's MNIST configuration (one ten-way categorical code, two continuous codes, 62 noise
+variables). Its CelebA configuration (ten ten-way categorical codes, 128 noise variables) needs several
+categorical codes, which this module does not implement.
 """
 
 import dataclasses
