@@ -6,8 +6,13 @@ error per value on the [-1, 1] scale) of the mean face, PCA with k components an
 model the sliced Wasserstein distance to the held-out faces (64x64 and 16x16 levels) and the mean pairwise
 MS-SSIM. Writes the side-by-side picture and the reconstructions as PNGs.
 
-    .venv/bin/python -m facekit train dcgan --data ../shared/celeba --filters 32 --steps 2000 --run runs/celeba
+    .venv/bin/python -m facekit train dcgan --data ../shared/celeba --filters 32 --steps 2000 --heldout 0.1 \
+        --ema-half-life 0 --run runs/celeba
     .venv/bin/python benchmarks/compare_baselines.py --data ../shared/celeba --vae runs/celeba_vae --dcgan runs/celeba
+
+The DCGAN trains on the same 90 % and, like lesson 03's, without a moving average (lesson 04's DCGAN row). The
+DCGAN row recorded in lesson 04 predates both: it came from the kit's DCGAN before the shared training engine,
+trained on all the faces, the held-out people included.
 
 When the --vae folder holds no run yet, the VAE is trained there first on the 90 % (width 32, batch 64,
 --vae-steps steps: about 12 minutes for 2,500 steps on 2 cores).
