@@ -36,6 +36,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 RESULT_NAME = "evaluation"
 GRID_QUERIES = 8
 GRID_NEIGHBOURS = 5
+TRAINING_FACES_PER_IMAGE = 10  # training faces searched for memorised copies: 10 per image compared, or all
 
 
 @dataclasses.dataclass
@@ -103,7 +104,8 @@ def evaluate_target(target, real_source=None, count: int = 1000, metric_groups=D
     real_source: default the run's recorded source, else facekit.data's default source. crop: of the real
     images; default the run's recorded crop, else facekit.data's default crop. A run that kept people out of
     training (its `heldout` setting) is compared with those held-out people, and `memorised` and the
-    neighbours look among the faces it trained on: all of them, or a random `training_count` of them.
+    neighbours look among the faces it trained on: a random `training_count` of them (default
+    TRAINING_FACES_PER_IMAGE * count; all of them when there are no more; a copy of a face not searched is missed).
 
     Writes evaluation.csv, evaluation.json and the neighbours_*.png grids into the run folder, or next to an
     image folder with the folder's name in front (FOLDER_evaluation.csv). Returns (the result dict, the CSV path).
@@ -141,8 +143,8 @@ def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, 
     """The real faces to compare a run (or, run_dir None, an image folder) with: cut, limited and split by
     identity as it was trained, so that its held-out people are the ones it never saw. `real` and `spare` are
     disjoint: `count` images and up to `count` of the others; with `equal`, as many as each (half of the faces
-    each when there are fewer than 2 * count). `training`: all the faces the run trained on, or a random
-    `training_count` of them."""
+    each when there are fewer than 2 * count). `training`: a random `training_count` of the faces the run
+    trained on (default TRAINING_FACES_PER_IMAGE * count), or all of them when there are no more."""
     from facekit.training import RunFolder
 
     config = RunFolder(run_dir).read_config() if run_dir is not None else {}
@@ -154,8 +156,9 @@ def real_sets(run_dir, real_source, resolution: int, count: int, seed: int = 0, 
         training, heldout = faces.split_by_identity((1 - heldout_fraction, heldout_fraction),
                                                     seed=config.get("seed", 0))
         real, spare = _two_samples(heldout.images, count, seed, equal)
-        training_images = training.images if training_count is None else sample_images(training.images,
-                                                                                         training_count, seed)
+        training_count = TRAINING_FACES_PER_IMAGE * count if training_count is None else training_count
+        training_images = training.images if training_count >= len(training) else sample_images(training.images,
+                                                                                               training_count, seed)
         return RealSets(real, np.asarray(training_images), spare, faces.source)
     real, spare = _two_samples(faces.images, count, seed, equal)
     return RealSets(real, None, spare, faces.source)

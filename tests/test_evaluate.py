@@ -211,6 +211,22 @@ def test_results_are_written_as_csv_and_json_and_printed_as_tables(tmp_path):
         "set  x  y", "a    1   ", "bb      2"]
 
 
+def test_a_held_out_run_searches_ten_training_faces_per_image_or_all(tmp_path, monkeypatch):
+    from facekit import data
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text('{"model": "dcgan", "heldout": 0.5, "seed": 0}')
+    images = np.arange(100, dtype=np.uint8)[:, None, None, None] * np.ones((1, 16, 16, 3), np.uint8)
+    faces_of = data.Faces(images, [f"{index}.jpg" for index in range(100)], source=tmp_path,
+                          identities=np.arange(100) // 2)
+    monkeypatch.setattr(data, "prepare", lambda *arguments, **keywords: faces_of)
+    for count, training_count, searched in ((2, None, 20), (10, None, 50), (2, 7, 7), (2, 10**9, 50)):
+        sets = evaluate.real_sets(run_dir, None, 16, count, training_count=training_count)
+        assert len(sets.training) == searched and len(np.unique(sets.training[:, 0, 0, 0])) == searched
+        assert not set(sets.training[:, 0, 0, 0]) & set(sets.real[:, 0, 0, 0])  # the training people only
+
+
 def test_a_run_is_compared_with_real_faces_in_the_crop_it_trained_on(tmp_path, monkeypatch):
     from facekit import data
 
