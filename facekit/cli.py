@@ -155,6 +155,7 @@ def run_sample(arguments) -> None:
 
     if arguments.count < 1:
         raise ValueError(f"--count must be at least 1, got {arguments.count}")
+    evaluate.check_output_folder(arguments.out, arguments.overwrite)  # before drawing: a refusal costs nothing
     images = evaluate.sample_run(arguments.run_dir, arguments.count, seed=arguments.seed, step=arguments.step)
     evaluate.write_image_folder(images, arguments.out, overwrite=arguments.overwrite)
     print(f"wrote {len(images)} faces ({images.shape[2]}x{images.shape[1]}) to {arguments.out}")

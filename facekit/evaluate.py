@@ -262,15 +262,22 @@ def sample_run(run_dir, count: int, seed: int = 0, step: int | None = None) -> n
     return data.to_uint8(registry.sampler(run_dir)(run_dir, count, seed, step=step))
 
 
-def write_image_folder(images, folder, overwrite: bool = False) -> Path:
-    """Write uint8 images [N, R, R, 3] as 000000.png, 000001.png, ... into `folder` (each atomically). A folder
-    that holds files already is refused (an evaluation of it would mix two sets), unless `overwrite`: then its
-    images are replaced by these, whole."""
+def check_output_folder(folder, overwrite: bool = False) -> list[Path]:
+    """The files already in `folder`; refused when there are any, unless `overwrite` (see write_image_folder)."""
     folder = Path(folder)
     existing = sorted(folder.iterdir()) if folder.is_dir() else []
     if existing and not overwrite:
         raise FileExistsError(f"{folder}: already holds {len(existing)} files; write to an empty folder, or pass "
                               f"--overwrite (overwrite=True) to replace its images")
+    return existing
+
+
+def write_image_folder(images, folder, overwrite: bool = False) -> Path:
+    """Write uint8 images [N, R, R, 3] as 000000.png, 000001.png, ... into `folder` (each atomically). A folder
+    that holds files already is refused (an evaluation of it would mix two sets), unless `overwrite`: then its
+    images are replaced by these, whole."""
+    folder = Path(folder)
+    existing = check_output_folder(folder, overwrite)
     written = set()
     for index, image in enumerate(data.to_uint8(images)):
         written.add(save_picture(image, folder / f"{index:06d}.png").name)

@@ -129,12 +129,14 @@ def test_a_milestone_missed_by_a_crash_is_written_on_resume(run):
     assert names and all(np.array_equal(milestone.get_tensor(name), rolling.get_tensor(name)) for name in names)
 
 
-def test_sample_into_a_folder_of_images_is_refused_unless_overwrite(run, tmp_path, capsys):
+def test_sample_into_a_folder_of_images_is_refused_unless_overwrite(run, tmp_path, capsys, monkeypatch):
     out = tmp_path / "faces"
     out.mkdir()
     for index in range(4):
         progress.save_grid(np.zeros((1, 8, 8, 3), np.uint8), out / f"{index:06d}.png")
-    assert main(["sample", str(run.path), "--count", "2", "--out", str(out)]) == 1
+    with monkeypatch.context() as patch:  # refused before any sample is drawn
+        patch.setattr(evaluate, "sample_run", lambda *args, **kwargs: pytest.fail("drew samples before refusing"))
+        assert main(["sample", str(run.path), "--count", "2", "--out", str(out)]) == 1
     assert f"{out}: already holds 4 files" in one_line(capsys)
     assert main(["sample", str(run.path), "--count", "2", "--out", str(out), "--overwrite"]) == 0
     assert sorted(path.name for path in out.iterdir()) == ["000000.png", "000001.png"]
