@@ -316,7 +316,7 @@ def sample_images(images, count: int, seed: int = 0) -> np.ndarray:
 def cached_face_embeddings(images, workers: int | None = None) -> np.ndarray:
     """faces.face_embeddings(images), kept in DATA_DIR/cache keyed by the images' bytes (real sets are reused)."""
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
-    path = Path(data.DATA_DIR) / "cache" / f"face_embeddings_{digest}.npy"
+    path = Path(data.DATA_DIR) / "cache" / f"face_embeddings_{faces.DETECTION_SIZE}_{digest}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
     embeddings = faces.face_embeddings(images, workers=workers, show_progress=True)

@@ -23,6 +23,7 @@ import numpy as np
 from facekit import data, metrics
 
 UPSAMPLE = 1  # face_recognition's default number_of_times_to_upsample
+DETECTION_SIZE = 64  # smaller images are enlarged to this before detection: the HOG detector finds nothing at 32x32
 MATCH_TOLERANCE = 0.6  # face_recognition's default tolerance for "same person"
 EMBEDDING_SIZE = 128
 MEMORISED_QUANTILE = 0.01  # memorised: nearer a training face than 99 in 100 unseen real people are
@@ -66,17 +67,29 @@ def detect_faces(images, upsample: int = UPSAMPLE) -> list[np.ndarray]:
     return boxes
 
 
+def enlarged(images, size: int = DETECTION_SIZE) -> np.ndarray:
+    """uint8 images [N, R, R, 3] enlarged to size x size (Lanczos) when smaller, unchanged otherwise."""
+    from PIL import Image
+
+    images = data.to_uint8(images)
+    if images.shape[1] >= size:
+        return images
+    return np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS)) for image in images])
+
+
 def face_embeddings(images, workers: int | None = None, upsample: int = UPSAMPLE, show_progress: bool = False,
                     chunk_size: int = 50) -> np.ndarray:
     """128-d dlib embedding of the largest detected face of each image: float32 [N, 128], NaN rows where none is found.
 
-    images: uint8 [N, H, W, 3] (or float in [-1, 1]). About 80 ms per face on one CPU core; `workers` forked
+    images: uint8 [N, H, W, 3] (or float in [-1, 1]), enlarged to DETECTION_SIZE first when smaller (at 32x32 the
+    detector finds no face; enlarged, it finds most). About 80 ms per face on one CPU core; `workers` forked
     processes share the work (default: the available cores, at most 4; 1, or a system without fork, runs in this
     process). Same images, same numbers.
     """
     images = data.to_uint8(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"face_embeddings: expected images [N, H, W, 3], got shape {images.shape}")
+    images = enlarged(images)
     chunks = [images[start : start + chunk_size] for start in range(0, len(images), chunk_size)]
     workers = min(workers or _available_cores(), 4, max(len(chunks), 1))
     _load_models()  # fail here with the clear message; forked workers inherit the loaded models

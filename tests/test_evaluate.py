@@ -245,3 +245,13 @@ def test_a_run_is_compared_with_real_faces_in_the_crop_it_trained_on(tmp_path, m
     evaluate.evaluate_target(run_dir, tmp_path, count=4, metric_groups=["neighbours"])
     assert asked == {"resolution": 64, "crop": "face128", "limit": 4}  # the run's faces, so its split is the same
     assert (run_dir / "evaluation.csv").is_file()
+
+
+def test_small_faces_are_enlarged_for_the_detector(cartoon_faces):
+    small = np.stack([np.asarray(Image.fromarray(image).resize((32, 32), Image.LANCZOS)) for image in cartoon_faces])
+    assert sum(len(boxes) for boxes in faces.detect_faces(small)) == 0  # at 32x32 the HOG detector finds nothing
+    embeddings = faces.face_embeddings(small, workers=1)
+    assert faces.has_face(embeddings).sum() >= 6
+    np.testing.assert_array_equal(embeddings, faces.face_embeddings(faces.enlarged(small), workers=1))
+    row = evaluate.evaluate(small, small, metric_groups=("faces",), workers=1).metrics
+    assert row["no_face"] == 16 - faces.has_face(embeddings).sum()
