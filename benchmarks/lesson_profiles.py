@@ -12,6 +12,9 @@ last grids are copied to DIR/LESSON/RUN.gif and DIR/LESSON/RUN.png.
 The machine's load average (the larger of the 5-minute one before and the 5- or 15-minute one after) is recorded
 beside each time: on a shared machine a time measured under a load above the core count is an upper bound.
 
+A lesson's own earlier runs are removed before it runs (unless --reuse-runs), so its time is a student's first
+run; the runs of the lessons before it are kept, as a student's are.
+
 Restartable: results go to RESULTS/PROFILE.json, and a lesson already passed on the same code (the same lesson
 file, facekit package and requirements: a hash of their bytes) in the same profile is skipped, so a stopped run
 continues where it was. A table (Markdown) is printed and written beside the JSON.
@@ -52,6 +55,9 @@ def main() -> None:
     parser.add_argument("--keep-going", action="store_true",
                         help="run every cell even after one fails (with --step-cap, claims about trained models "
                              "may fail; errors of shape or memory are what is looked for)")
+    parser.add_argument("--reuse-runs", action="store_true",
+                        help="keep the runs a lesson wrote before (default: they are removed first, so that its time "
+                             "is a student's first run; runs of earlier lessons are always kept, as a student's are)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results and runs go")
     arguments = parser.parse_args()
     if arguments.profile is None:
@@ -78,6 +84,8 @@ def main() -> None:
         if done and done["key"] == key and done["status"] == "passed" and (not arguments.measure or "measures" in done):
             print(f"{notebook.stem}: measured on this code already ({done['minutes']:.1f} min), kept", flush=True)
         else:
+            if not arguments.reuse_runs:
+                remove_own_runs(notebook, runs_dir)
             done = execute(notebook, environment, runs_dir, arguments.keep_going)
             done["key"] = key
             if arguments.measure and done["runs"]:
@@ -110,6 +118,12 @@ def code_key(notebook: Path) -> str:
     for path in [notebook, ROOT / "requirements.txt", *sorted((ROOT / "facekit").glob("*.py"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def remove_own_runs(notebook: Path, runs_dir: Path) -> None:
+    """Remove what a lesson wrote into runs_dir (its entries are named by its number: 09_dcgan, 09_vae, ...)."""
+    for path in sorted(runs_dir.glob(notebook.stem[:3] + "*")):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def execute(notebook: Path, environment: dict, runs_dir: Path, keep_going: bool = False) -> dict:
