@@ -59,7 +59,13 @@ def main() -> None:
                         help="keep the runs a lesson wrote before (default: they are removed first, so that its time "
                              "is a student's first run; runs of earlier lessons are always kept, as a student's are)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results and runs go")
+    parser.add_argument("--readme", action="store_true",
+                        help="print the README's lesson table from the results recorded so far (smoke, laptop, "
+                             "full-cap12) and the full profile's counted GPU minutes, and run nothing")
     arguments = parser.parse_args()
+    if arguments.readme:
+        print(readme_table(arguments.results))
+        return
     if arguments.profile is None:
         sys.path.insert(0, str(ROOT))
         import facekit
@@ -218,6 +224,33 @@ def markdown_table(results: dict, profile: str) -> str:
                 if isinstance(row, dict):
                     lines.append(f"| {lesson} | {name} | {row.get('no_face', '')} of {row.get('images', '')} | {_number(row.get('swd_avg'))} | "
                                  f"{_number(row.get('ms_ssim'))} |")
+    return "\n".join(lines)
+
+
+def readme_table(results_dir: Path) -> str:
+    """Per lesson: what it teaches (its title), its smoke and laptop times as recorded (load beside), the full
+    profile's training counted in T4 minutes, and the peak memory of its full settings run for 12 steps."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from profile_compute import t4_minutes
+
+    recorded = {name: json.loads(path.read_text()) if (path := results_dir / f"{name}.json").exists() else {}
+                for name in ("smoke", "laptop", "full-cap12")}
+    gpu = t4_minutes("full")
+    lines = ["| lesson | teaches | smoke (CI) | laptop (2-core CPU) | full: training on a T4, counted | "
+             "full: peak memory (12 steps on the CPU) |", "|---|---|---:|---:|---:|---:|"]
+    for notebook in lessons(None):
+        title = json.loads(notebook.read_text())["cells"][0]["source"][0].split("·", 1)[-1].strip()
+        times = []
+        for name in ("smoke", "laptop"):
+            done = recorded[name].get(notebook.stem)
+            times.append("" if not done else f"{done['minutes']:.1f} min" +
+                         ("" if done["status"] == "passed" else " (failed)") +
+                         (f" (load {done['load']:.1f})" if done.get("load", 0) > 2.5 else ""))
+        capped = recorded["full-cap12"].get(notebook.stem)
+        gpu_time = f"{gpu[notebook.stem]:.0f} min" if notebook.stem in gpu else "no training"
+        memory = f"{capped['peak_gb']:.1f} GB" if capped else ""
+        lines.append(f"| {notebook.name} | {title} | {times[0]} | {times[1]} | {gpu_time} | {memory} |")
     return "\n".join(lines)
 
 

@@ -46,7 +46,7 @@ LESSONS = {
         "06_began": [(f"BEGAN gamma {gamma}", "began", dict(resolution=64, filters=64, embedding_dim=64,
                                                             batch_size=16), 10_000) for gamma in (0.3, 0.5, 0.7)],
         "07_conditional": [("attribute classifier", "attributes", dict(resolution=64), 3000)] +
-                          [(name, name, dict(resolution=64, filters=64, batch_size=64, latent_dim=100), 30_000)
+                          [(name, name, dict(resolution=64, filters=64, batch_size=64, latent_dim=62), 30_000)
                            for name in ("cgan", "acgan", "infogan")],
         "08_latent_space": [("DCGAN", "dcgan", dict(resolution=64, filters=64, batch_size=128), 8000)],
         "09_evaluation": [("VAE", "vae", dict(resolution=64, filters=64, batch_size=128), 4000),
@@ -77,6 +77,12 @@ def main() -> None:
                       f"{per_step * steps / cpu_rate / 60:.1f} |")
             print(f"| **{lesson}** | **all** | | | **{total / 1e12:.1f}** | "
                   f"**{total / compute.T4_MULTIPLY_ADDS_PER_SECOND / 60:.0f}** | **{total / cpu_rate / 60:.0f}** |")
+
+
+def t4_minutes(profile: str = "full") -> dict[str, float]:
+    """Each lesson's counted training work in `profile`, in minutes on a T4-class GPU at the assumed rate."""
+    return {lesson: sum(step_multiply_adds(name, settings) * steps for _, name, settings, steps in runs)
+            / compute.T4_MULTIPLY_ADDS_PER_SECOND / 60 for lesson, runs in LESSONS[profile].items()}
 
 
 def step_multiply_adds(name: str, settings: dict) -> int:
