@@ -6,8 +6,7 @@ lesson 01's eigenfaces, and tiles of the runs' last snapshot grids (samples/step
 from the grid's size, the run's resolution in run.json and image_grid's 2-pixel padding). Lesson 08's picture adds
 the edits of glasses.gif and aging.gif. Each is written atomically as a 256-colour PNG and must stay under 100 KB
 (the run stops, naming the file, when one does not). A picture whose runs are missing is skipped, with one line
-naming them and the lessons that make them. Ends with the Markdown that embeds the pictures, also written to
-/tmp/notes/readme_figures.md.
+naming them and the lessons that make them. Ends with the Markdown that embeds the pictures.
 
     .venv/bin/python benchmarks/lesson_profiles.py --profile laptop --measure
     .venv/bin/python benchmarks/readme_figures.py [--runs runs/lesson_profiles/laptop-runs] [--out docs]
@@ -22,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from facekit import pca, progress
 from facekit.data import to_uint8
-from facekit.files import write_atomically, write_text_atomically
+from facekit.files import write_atomically
 from facekit.training import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +30,6 @@ ROW = 8  # faces in a labelled row
 CONTROL_ROWS = 3  # rows of fixed noise kept from a conditional grid
 PADDING = 2  # image_grid's, so the snapshot grids'
 MAX_KB = 100
-NOTES = Path("/tmp/notes/readme_figures.md")
 COMMANDS = ("`.venv/bin/python benchmarks/readme_figures.py` after "
             "`.venv/bin/python benchmarks/lesson_profiles.py --profile laptop --measure`")
 GAN_LOSSES = ("dcgan", "lsgan", "wgan-gp", "hinge")
@@ -59,7 +57,6 @@ def main() -> None:
         print(f"{shown_path(path)}: {kilobytes:.0f} KB, from {', '.join(needs)}")
         lines.append(f"![{alt}]({shown_path(path)})")
     snippet = "\n\n".join(lines + [f"Made by {COMMANDS}."]) + "\n"
-    write_text_atomically(NOTES, snippet)
     print(f"\n{snippet}")
 
 
