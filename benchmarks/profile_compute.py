@@ -35,8 +35,8 @@ LESSONS = {
                           [(name, name, dict(resolution=32, filters=32, batch_size=64, latent_dim=62), 2000)
                            for name in ("cgan", "acgan", "infogan")],
         "08_latent_space": [("DCGAN", "dcgan", dict(resolution=32, filters=32, batch_size=64), 4000)],
-        "09_evaluation": [("VAE", "vae", dict(resolution=64, filters=32, batch_size=64), 2000),
-                          ("DCGAN", "dcgan", dict(resolution=64, filters=32, batch_size=64), 2400)],
+        "09_evaluation": [("VAE", "vae", dict(resolution=64, filters=32, batch_size=64), 1200),
+                          ("DCGAN", "dcgan", dict(resolution=64, filters=32, batch_size=64), 1600)],
     },
     "full": {
         "02_vae": [("VAE", "vae", dict(resolution=64, filters=64, batch_size=128), 10_000)],
