@@ -1,0 +1,70 @@
+"""Which laptop recipe gets a lesson's faces within 3x of real ones: candidate settings trained once each on CelebA,
+with a milestone checkpoint every few thousand steps, and the SWD of every milestone against held-out people
+beside the real-vs-real floor, so that one run gives the whole curve of SWD against steps and training minutes.
+
+Every candidate trains on the same faces (crop face160, a tenth of the people held out, seed 0); each milestone
+draws 796 samples (half the held-out faces of the CelebA sample) from its moving-average generator, compared with
+one half of the held-out faces; the floor is the other half against the same half (`evaluate.real_sets`).
+
+    .venv/bin/python benchmarks/laptop_recipes.py [--candidates dcgan-32px began-32px-n16] [--out runs/laptop_recipes]
+
+Restartable: a finished run is reused and a stopped one continues from its last checkpoint
+(`training.train_or_resume`); the table is printed and written to --out/table.md.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from facekit import data, evaluate, metrics, registry, training  # noqa: E402
+from facekit.training import RunFolder  # noqa: E402
+
+COMMON = {"heldout": 0.1, "seed": 0, "profile": "laptop"}
+CANDIDATES = {  # name: (model, settings)
+    "dcgan-32px": ("dcgan", {"resolution": 32, "filters": 32, "batch_size": 64, "steps": 10_000,
+                             "milestone_every": 2_000}),
+    "began-32px-n16": ("began", {"resolution": 32, "filters": 16, "embedding_dim": 32, "batch_size": 16,
+                                 "gamma": 0.7, "steps": 15_000, "milestone_every": 3_000}),
+    "began-32px-n32": ("began", {"resolution": 32, "filters": 32, "embedding_dim": 64, "batch_size": 16,
+                                 "gamma": 0.7, "steps": 9_000, "milestone_every": 3_000}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "celeba", help="CelebA folder")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "laptop_recipes")
+    parser.add_argument("--candidates", nargs="*", choices=CANDIDATES, default=list(CANDIDATES))
+    parser.add_argument("--count", type=int, default=1000, help="samples per milestone (at most half the held out)")
+    arguments = parser.parse_args()
+
+    lines = ["| candidate | step | training minutes | SWD avg | SWD per level | floor | ratio |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for name in arguments.candidates:
+        model, settings = CANDIDATES[name]
+        spec = registry.model(model)
+        config = spec.config(**COMMON, **settings, snapshot_every=settings["milestone_every"] // 4)
+        faces = data.prepare(arguments.data, resolution=config.resolution, crop=config.crop)
+        run = training.train_or_resume(spec, faces, arguments.out / name, config)
+        sets = evaluate.real_sets(run.path, arguments.data, config.resolution, arguments.count, equal=True)
+        floor = metrics.sliced_wasserstein_distance(sets.spare, sets.real)
+        seconds = {row["step"]: row["seconds"] for row in RunFolder(run.path).read_log()}
+        for step in range(config.milestone_every, config.steps + 1, config.milestone_every):
+            samples = evaluate.sample_run(run.path, len(sets.real), step=step)
+            swd = metrics.sliced_wasserstein_distance(samples, sets.real)
+            levels = ", ".join(f"{value:.1f}" for key, value in swd.items() if key != "swd_avg")
+            lines.append(f"| {name} | {step} | {seconds[step] / 60:.1f} | {swd['swd_avg']:.1f} | {levels} | "
+                         f"{floor['swd_avg']:.1f} | {swd['swd_avg'] / floor['swd_avg']:.1f}x |")
+            print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    (arguments.out / "table.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
