@@ -139,14 +139,16 @@ def step_noise(seed: int, step: int, batch_size: int, latent_dim: int) -> tf.Ten
     return tf.random.stateless_normal((batch_size, latent_dim), seed=[seed, step])
 
 
-def checkpoint_manager(run, generator, discriminator, gan):
-    """The recipe's checkpoints: both networks and both Adam states (built now, so a restore fills them in
-    place), under the engine's names, so that the run folder samples like any DCGAN run (with ema_half_life=0)."""
+def checkpoint_manager(run, generator, discriminator, gan, average=None):
+    """The recipe's checkpoints: both networks, both Adam states (built now, so a restore fills them in place)
+    and the generator's moving average when there is one, under the engine's names, so that the run folder
+    samples like any DCGAN run of the same settings (ema_half_life 0 without an average)."""
     discriminator.optimizer.build(discriminator.trainable_variables)
     gan.optimizer.build(generator.trainable_variables)
+    average = {} if average is None else {"generator_ema": average}
     return run.checkpoint_manager(generator=generator, discriminator=discriminator,
                                   discriminator_optimizer=discriminator.optimizer,
-                                  generator_optimizer=gan.optimizer)
+                                  generator_optimizer=gan.optimizer, **average)
 
 
 def load_generator(run_dir) -> keras.Model:

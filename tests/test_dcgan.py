@@ -129,3 +129,24 @@ def test_a_dcgan_run_keeps_the_papers_settings_and_refuses_other_resolutions():
     assert (config.learning_rate, config.beta_1, config.n_critic, config.latent_dim) == (2e-4, 0.5, 1, 100)
     with pytest.raises(ValueError, match="resolution must be 32, 64 or 128"):
         dcgan.DCGANConfig(resolution=48)
+
+
+def test_a_recipe_run_with_a_moving_average_samples_from_the_average(tmp_path):
+    """Lesson 03's loop saves its average as the engine's `generator_ema`: the registry's loader then draws from
+    the average, not from the trained generator (or, without an average, from the trained generator)."""
+    from facekit.training import RunFolder
+
+    generator = dcgan.build_generator(32, latent_dim=8, filters=4)
+    discriminator = dcgan.build_discriminator(32, filters=4)
+    gan = dcgan.compile_models(generator, discriminator)
+    average = dcgan.build_generator(32, latent_dim=8, filters=4)
+    average.set_weights([weight + 0.1 for weight in generator.get_weights()])
+    noise = tf.random.stateless_normal((4, 8), [0, 2])
+    for name, kept, half_life in (("with", average, 100), ("without", None, 0)):
+        run = RunFolder(tmp_path / name)
+        run.start({**dcgan.DCGANConfig(ema_half_life=half_life, **TINY).__dict__}, resume=False)
+        dcgan.checkpoint_manager(run, generator, discriminator, gan, kept).save(checkpoint_number=1)
+        drawn = dcgan.load_generator(run.path)(noise, training=False)
+        expected = (kept or generator)(noise, training=False)
+        np.testing.assert_allclose(drawn, expected, atol=1e-6)
+    assert np.abs(average(noise, training=False) - generator(noise, training=False)).mean() > 0.01  # told apart
