@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import facekit  # noqa: E402
-from facekit import attributes, conditional, data, metrics, registry, training  # noqa: E402
+from facekit import attributes, data, metrics, registry, training  # noqa: E402
+from facekit.models import conditional  # noqa: E402
 
 LESSON = ROOT / "notebooks" / "07_conditional.ipynb"
 SETTINGS = ("SEED", "RESOLUTION", "classifier_config", "HELDOUT", "FILTERS", "BATCH_SIZE", "LATENT_DIM", "STEPS",

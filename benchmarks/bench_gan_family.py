@@ -126,11 +126,7 @@ def _checked_engine(step, model, shift_invariant: bool):
 
 def build_function(name: str):
     """The `build(config)` of the facekit module whose registry entry is `name`."""
-    for module_name in registry.MODEL_MODULES:
-        module = importlib.import_module(module_name)
-        if module.MODEL.name == name:
-            return module.build
-    raise ValueError(f"no module in facekit.registry builds {name!r}")
+    return importlib.import_module(registry.MODELS[name][0]).build
 
 
 def cpu_model() -> str:

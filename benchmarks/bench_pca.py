@@ -1,4 +1,4 @@
-"""Eigenfaces fit time and accuracy: facekit.pca (randomized subspace iteration in chunks) beside scikit-learn.
+"""Eigenfaces fit time and accuracy: facekit.models.pca (randomized subspace iteration in chunks) beside scikit-learn.
 
 Both fit the top `--components` principal components of the same images (uint8 [N, 64, 64, 3] on the [-1, 1]
 scale). facekit streams a memory-mapped uint8 array chunk by chunk; scikit-learn's PCA(svd_solver="randomized")
@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from facekit import data, pca  # noqa: E402
+from facekit import data  # noqa: E402
+from facekit.models import pca  # noqa: E402
 
 SHARED_CELEBA = ROOT.parent / "shared" / "celeba"
 SHOWN_COMPONENTS = (1, 2, 5, 10, 20, 50, 100, 150, 200, 300, 400)

@@ -24,7 +24,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from facekit import data, dcgan  # noqa: E402
+from facekit import data  # noqa: E402
+from facekit.models import dcgan  # noqa: E402
 from facekit.training import resolve_precision  # noqa: E402
 
 

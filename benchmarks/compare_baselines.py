@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from facekit import data, dcgan, metrics, pca, progress, vae  # noqa: E402
+from facekit import data, metrics, progress  # noqa: E402
+from facekit.models import dcgan, pca, vae  # noqa: E402
 
 
 def main() -> None:

@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facekit import attributes, conditional, data, evaluate, infogan, registry  # noqa: E402
+from facekit import attributes, data, evaluate, registry  # noqa: E402
+from facekit.models import conditional, infogan  # noqa: E402
 from facekit.training import RunFolder  # noqa: E402
 
 MODELS = ("cgan", "acgan", "infogan")

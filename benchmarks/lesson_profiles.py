@@ -121,8 +121,8 @@ def lessons(chosen) -> list[Path]:
 def code_key(notebook: Path) -> str:
     """A hash of what a lesson's result depends on: its own file, the facekit package and requirements.txt."""
     digest = hashlib.sha256()
-    for path in [notebook, ROOT / "requirements.txt", *sorted((ROOT / "facekit").glob("*.py"))]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in [notebook, ROOT / "requirements.txt", *sorted((ROOT / "facekit").rglob("*.py"))]:
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

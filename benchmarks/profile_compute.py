@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facekit  # noqa: E402,F401  (quiets TensorFlow's start-up notices)
 import numpy as np  # noqa: E402
 
-from facekit import attributes, compute, data, registry, vae  # noqa: E402
+from facekit import attributes, compute, data, registry  # noqa: E402
+from facekit.models import vae  # noqa: E402
 
 # lesson: [(what, model, settings, steps)] per profile; settings as the lesson passes them
 LESSONS = {
@@ -108,7 +109,7 @@ def measured_cpu_rate(rounds: int = 3, steps: int = 5) -> float:
 
     config = registry.model("dcgan").config(resolution=64, filters=64, batch_size=64,
                                             precision=resolve_precision("auto"))
-    model = importlib.import_module("facekit.dcgan").build(config)
+    model = importlib.import_module("facekit.models.dcgan").build(config)
     images = np.random.default_rng(0).integers(0, 256, (256, 64, 64, 3), dtype=np.uint8)
     batches = iter(data.batch_dicts(images, config.batch_size, 0))
     model.train_on_batch(next(batches))

@@ -19,9 +19,10 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facekit import pca, progress
+from facekit import progress
 from facekit.data import to_uint8
 from facekit.files import write_atomically
+from facekit.models import pca
 from facekit.training import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def began(runs: Path) -> tuple:
 
 
 def conditional(runs: Path) -> tuple:
-    from facekit.conditional import control_labels  # imports Keras: only when this picture is made
+    from facekit.models.conditional import control_labels  # imports Keras: only when this picture is made
 
     run_dir = runs / "07_conditional" / "cgan"
     (tiles, step), columns = last_grid(run_dir), len(RunFolder(run_dir).read_config()["attributes"]) + 1

@@ -211,7 +211,7 @@ def edit_effects(before_probabilities, after_probabilities, names, target, befor
 def encoder_means(vae_model, images, batch_size: int = 256) -> np.ndarray:
     """The VAE encoder's mean of q(z|x) for each face of images uint8 (or float [-1, 1]) [N, R, R, 3]: float32 [N, D].
 
-    vae_model: a facekit.vae.VAE (anything with an `encoder` returning (mean, log_variance)).
+    vae_model: a facekit.models.vae.VAE (anything with an `encoder` returning (mean, log_variance)).
     """
     return np.concatenate([np.asarray(vae_model.encoder(data.to_float(images[start : start + batch_size]),
                                                         training=False)[0], np.float32)

@@ -1,9 +1,11 @@
 """The one list of models: `python -m facekit train MODEL`, `sample`, `evaluate` and `compare` read it.
 
-MODELS names each model, its module and its one-line summary, so that the command line can list them without
-importing TensorFlow. Each model module defines `MODEL = ModelSpec(...)`: its name, its config class (every
-setting and default, which the command line turns into options and run.json records), how to train it and how to
-sample a run of it; a module is imported only when its model is used.
+MODELS names each model, its module and its one-line summary, in teaching order, so that the command line can list
+them without importing TensorFlow. The face models live in `facekit/models/`, one module each; the attribute
+classifier, the kit's measuring stick, stays `facekit.attributes`. Each model module defines
+`MODEL = ModelSpec(...)`: its name, its config class (every setting and default, which the command line turns into
+options and run.json records), how to train it and how to sample a run of it; a module is imported only when its
+model is used. Run folders record the model's name, not its module.
 """
 
 import dataclasses
@@ -11,17 +13,20 @@ import importlib
 from typing import Callable
 
 MODELS = {  # name: (module, summary), in teaching order
-    "pca": ("facekit.pca", "eigenfaces by randomized PCA; a 'step' is the number of components"),
-    "vae": ("facekit.vae", "convolutional VAE trained on the negative ELBO"),
-    "dcgan": ("facekit.dcgan", "DCGAN: the non-saturating loss, one discriminator update per step"),
-    "lsgan": ("facekit.lsgan", "LSGAN: DCGAN's networks with the least-squares loss"),
-    "wgan-gp": ("facekit.wgan_gp", "WGAN-GP: a Wasserstein critic with a gradient penalty, 5 critic steps per step"),
-    "hinge": ("facekit.hinge", "SNGAN: the hinge loss with a spectrally normalised discriminator"),
-    "began": ("facekit.began", "BEGAN: an autoencoder discriminator balanced by k_t"),
-    "cgan": ("facekit.cgan", "cGAN: attributes by concatenation in G and by projection in an SN discriminator "
-                             "(hinge loss)"),
-    "acgan": ("facekit.acgan", "ACGAN: attributes by concatenation in G and an auxiliary classifier head in D"),
-    "infogan": ("facekit.infogan", "InfoGAN: categorical and continuous codes G must make recoverable by a Q head"),
+    "pca": ("facekit.models.pca", "eigenfaces by randomized PCA; a 'step' is the number of components"),
+    "vae": ("facekit.models.vae", "convolutional VAE trained on the negative ELBO"),
+    "dcgan": ("facekit.models.dcgan", "DCGAN: the non-saturating loss, one discriminator update per step"),
+    "lsgan": ("facekit.models.lsgan", "LSGAN: DCGAN's networks with the least-squares loss"),
+    "wgan-gp": ("facekit.models.wgan_gp", "WGAN-GP: a Wasserstein critic with a gradient penalty, 5 critic steps "
+                                          "per step"),
+    "hinge": ("facekit.models.hinge", "SNGAN: the hinge loss with a spectrally normalised discriminator"),
+    "began": ("facekit.models.began", "BEGAN: an autoencoder discriminator balanced by k_t"),
+    "cgan": ("facekit.models.cgan", "cGAN: attributes by concatenation in G and by projection in an SN "
+                                    "discriminator (hinge loss)"),
+    "acgan": ("facekit.models.acgan", "ACGAN: attributes by concatenation in G and an auxiliary classifier head "
+                                      "in D"),
+    "infogan": ("facekit.models.infogan", "InfoGAN: categorical and continuous codes G must make recoverable by "
+                                          "a Q head"),
     "attributes": ("facekit.attributes", "attribute classifier: a small CNN for CelebA's 40 attributes"),
 }
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit import acgan
+from facekit.models import acgan
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, precision="float32", attributes=("Male", "Smiling"))
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit import began
+from facekit.models import began
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, embedding_dim=6, batch_size=4, grid_size=4, precision="float32")
 

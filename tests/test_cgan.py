@@ -4,7 +4,8 @@ spectrally normalised weights, and the paper's settings."""
 import numpy as np
 import tensorflow as tf
 
-from facekit import cgan, layers
+from facekit import layers
+from facekit.models import cgan
 
 
 def test_the_projection_discriminator_computes_the_papers_formula():

@@ -85,7 +85,7 @@ def test_train_any_model_then_sample_and_compare(tmp_path, monkeypatch, capsys):
 
 
 def test_a_lessons_run_continues_from_the_command_line(tmp_path, monkeypatch):
-    from facekit import dcgan
+    from facekit.models import dcgan
 
     monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
     faces_dir = tmp_path / "faces"

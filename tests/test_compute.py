@@ -3,7 +3,8 @@
 import keras
 import pytest
 
-from facekit import compute, dcgan
+from facekit import compute
+from facekit.models import dcgan
 
 
 def tiny_network() -> keras.Model:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit import conditional, data, registry, synthetic
+from facekit import data, registry, synthetic
+from facekit.models import conditional
 from facekit.training import RunFolder
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=4, precision="float32",
@@ -123,7 +124,7 @@ def test_balanced_agreement_weighs_the_rare_request_as_much_as_the_common_one():
 def _module(name):
     import importlib
 
-    return importlib.import_module(f"facekit.{name}")
+    return importlib.import_module(f"facekit.models.{name}")
 
 
 def test_a_conditional_runs_snapshots_have_one_column_per_order(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit import dcgan
+from facekit.models import dcgan
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=8, snapshot_every=3, grid_size=4, precision="float32")
 

@@ -98,7 +98,7 @@ def test_evaluate_refuses_unknown_metrics_and_mismatched_sizes(cartoon_faces):
 
 
 def test_a_gan_run_is_sampled_from_its_moving_average_at_the_latest_checkpoint(tmp_path):
-    from facekit import dcgan
+    from facekit.models import dcgan
 
     images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     config = dcgan.DCGANConfig(resolution=32, latent_dim=8, filters=4, batch_size=4, steps=4, snapshot_every=2,
@@ -118,7 +118,7 @@ def test_a_gan_run_is_sampled_from_its_moving_average_at_the_latest_checkpoint(t
 
 
 def test_a_vae_run_is_sampled_from_its_prior(tmp_path):
-    from facekit import vae
+    from facekit.models import vae
 
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     config = vae.VAEConfig(resolution=32, latent_dim=4, filters=4, batch_size=4, steps=2, snapshot_every=2,
@@ -130,7 +130,7 @@ def test_a_vae_run_is_sampled_from_its_prior(tmp_path):
 
 
 def test_a_pca_run_is_sampled_from_its_eigenfaces(tmp_path):
-    from facekit import pca
+    from facekit.models import pca
 
     images = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
     run = pca.train(images, tmp_path / "run", pca.PCAConfig(components=3, grid_size=4), show_progress=False)
@@ -141,7 +141,8 @@ def test_a_pca_run_is_sampled_from_its_eigenfaces(tmp_path):
 
 
 def test_the_command_line_evaluates_a_run_and_an_image_folder(tmp_path, monkeypatch, capsys):
-    from facekit import cli, data, dcgan
+    from facekit import cli, data
+    from facekit.models import dcgan
 
     monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")  # caches go here, not into the repository
     source = synthetic.write_synthetic_celeba(tmp_path / "celeba", 20, seed=0)

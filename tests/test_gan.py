@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit import conditional, data, gan, registry, synthetic
+from facekit import data, gan, registry, synthetic
+from facekit.models import conditional
 from facekit.training import RunFolder, StepConfig, TrainingDiverged
 
 GAN_MODELS = ("dcgan", "lsgan", "wgan-gp", "hinge", "began", "cgan", "acgan", "infogan")
@@ -262,4 +263,4 @@ def trained_by_one_update(name: str, model: gan.GAN) -> set:
 def _module(name: str):
     import importlib
 
-    return importlib.import_module(f"facekit.{name.replace('-', '_')}")
+    return importlib.import_module(f"facekit.models.{name.replace('-', '_')}")

@@ -1,6 +1,7 @@
 """Hinge + spectral norm: every discriminator layer with weights is spectrally normalised."""
 
-from facekit import hinge, layers, losses
+from facekit import layers, losses
+from facekit.models import hinge
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=4, grid_size=4, precision="float32")
 

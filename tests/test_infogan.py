@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekit import infogan
+from facekit.models import infogan
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=4, precision="float32", categories=4,
             continuous_codes=2)

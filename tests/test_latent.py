@@ -222,7 +222,7 @@ def test_strip_gif_goes_there_and_back_holds_both_ends_and_is_reproducible(tmp_p
 
 
 def test_encoder_means_are_the_encoders_mean_output_in_any_batch_size():
-    from facekit import vae
+    from facekit.models import vae
 
     encoder = vae.build_encoder(resolution=32, latent_dim=8, filters=4)
     model = vae.VAE(encoder, vae.build_decoder(resolution=32, latent_dim=8, filters=4))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from facekit import pca
+from facekit.models import pca
 
 SHAPE = (8, 8, 3)  # D = 192 values per image
 

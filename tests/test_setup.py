@@ -72,7 +72,7 @@ def test_every_package_facekit_imports_is_a_dependency():
     """`pip install` of the repository must bring every package the library imports (IPython aside: only
     progress.show_image uses it, inside a notebook, which has it)."""
     modules = set()
-    for path in (ROOT / "facekit").glob("*.py"):
+    for path in (ROOT / "facekit").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 modules.update(alias.name.split(".")[0] for alias in node.names)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from facekit import vae
+from facekit.models import vae
 from facekit.training import RunFolder
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=8, snapshot_every=3, grid_size=4, precision="float32")

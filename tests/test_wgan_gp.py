@@ -3,7 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from facekit import losses, wgan_gp
+from facekit import losses
+from facekit.models import wgan_gp
 
 TINY = dict(resolution=32, latent_dim=8, filters=4, batch_size=4, grid_size=4)
 

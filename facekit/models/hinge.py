@@ -13,7 +13,8 @@ optimiser of Miyato et al.'s ResNet runs, which pair it with five discriminator 
 
 import dataclasses
 
-from facekit import dcgan, gan, layers, losses
+from facekit import gan, layers, losses
+from facekit.models import dcgan
 from facekit.training import setting
 
 

@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facekit import data, dcgan, progress
+from facekit import data, progress
+from facekit.models import dcgan
 from facekit.registry import ModelSpec
 from facekit.training import RunFolder, StepConfig, resolve_precision, run_steps, setting, start_run
 

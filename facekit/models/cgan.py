@@ -1,7 +1,7 @@
 """cGAN with a projection discriminator (Miyato and Koyama 2018, "cGANs with Projection Discriminator").
 
-The generator is the conditional DCGAN of facekit.conditional, G(z, y) on [z, 2y - 1]. The discriminator scores
-an image against the labels it is claimed to have:
+The generator is the conditional DCGAN of facekit.models.conditional, G(z, y) on [z, 2y - 1]. The discriminator
+scores an image against the labels it is claimed to have:
 
     D(x, y) = psi(phi(x)) + (2y - 1) . V phi(x)
 
@@ -17,7 +17,8 @@ import dataclasses
 
 import keras
 
-from facekit import conditional, gan, layers, losses
+from facekit import gan, layers, losses
+from facekit.models import conditional
 from facekit.training import setting
 
 

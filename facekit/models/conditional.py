@@ -19,8 +19,9 @@ import zipfile
 import keras
 import numpy as np
 
-from facekit import data, dcgan, gan, progress
+from facekit import data, gan, progress
 from facekit.files import write_atomically
+from facekit.models import dcgan
 from facekit.synthetic import ATTRIBUTES as CELEBA_ATTRIBUTES
 from facekit.training import RunFolder, setting
 

@@ -1,8 +1,8 @@
 """ACGAN (Odena, Olah and Shlens 2017, "Conditional Image Synthesis with Auxiliary Classifier GANs").
 
-The generator is the conditional DCGAN of facekit.conditional, G(z, y). The discriminator sees the image alone and
-has two heads on one trunk: the usual real-or-fake logit, and an auxiliary classifier, one sigmoid logit per
-attribute, that says which attributes the image shows. With the non-saturating pair and binary cross-entropy
+The generator is the conditional DCGAN of facekit.models.conditional, G(z, y). The discriminator sees the image
+alone and has two heads on one trunk: the usual real-or-fake logit, and an auxiliary classifier, one sigmoid logit
+per attribute, that says which attributes the image shows. With the non-saturating pair and binary cross-entropy
 BCE(logits, y) (mean over attributes and images):
 
     D loss = adversarial D loss + BCE(C(x), y_real) [+ w * BCE(C(G(z, y)), y)]
@@ -22,7 +22,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from facekit import conditional, gan, losses
+from facekit import gan, losses
+from facekit.models import conditional
 from facekit.training import setting
 
 MEASURE_COLUMNS = gan.MEASURE_COLUMNS + ("auxiliary_real", "auxiliary_fake")

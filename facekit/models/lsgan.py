@@ -10,7 +10,8 @@ the target 1, so it is still moved towards where D puts real faces; the non-satu
 
 import dataclasses
 
-from facekit import dcgan, gan, losses
+from facekit import gan, losses
+from facekit.models import dcgan
 
 
 @dataclasses.dataclass

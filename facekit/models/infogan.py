@@ -25,7 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facekit import conditional, data, dcgan, gan, losses, progress
+from facekit import data, gan, losses, progress
+from facekit.models import conditional, dcgan
 from facekit.training import setting
 
 MEASURE_COLUMNS = gan.MEASURE_COLUMNS + ("information", "code_accuracy")

@@ -12,7 +12,8 @@ too coarse for a penalty that must hold the norm at 1).
 
 import dataclasses
 
-from facekit import dcgan, gan, losses
+from facekit import gan, losses
+from facekit.models import dcgan
 from facekit.training import setting
 
 
