@@ -27,7 +27,9 @@ from facekit.models import vae  # noqa: E402
 LESSONS = {
     "laptop": {
         "02_vae": [("VAE (FILTERS, BATCH_SIZE, STEPS)", "vae", dict(resolution=64, filters=32, batch_size=64), 3000)],
-        "03_dcgan": [("DCGAN, the lesson's loop", "dcgan", dict(resolution=64, filters=32, batch_size=64), 2400)],
+        "03_dcgan": [("DCGAN, the lesson's loop", "dcgan", dict(resolution=32, filters=32, batch_size=64), 6000)],
+        "04_compare_baselines": [("DCGAN at 64x64 (lesson 03 trains at 32x32 here)", "dcgan",
+                                  dict(resolution=64, filters=32, batch_size=64), 2400)],
         "05_gan_losses": [(name, name, dict(resolution=32, filters=32, batch_size=64), 128_000 // 64 // n_critic)
                           for name, n_critic in (("dcgan", 1), ("lsgan", 1), ("wgan-gp", 5), ("hinge", 1))],
         "06_began": [(f"BEGAN gamma {gamma}", "began", dict(resolution=32, filters=16, embedding_dim=32,
@@ -35,7 +37,7 @@ LESSONS = {
         "07_conditional": [("attribute classifier", "attributes", dict(resolution=32), 1500)] +
                           [(name, name, dict(resolution=32, filters=32, batch_size=64, latent_dim=62), 2000)
                            for name in ("cgan", "acgan", "infogan")],
-        "08_latent_space": [("DCGAN", "dcgan", dict(resolution=32, filters=32, batch_size=64), 4000)],
+        "08_latent_space": [("DCGAN", "dcgan", dict(resolution=32, filters=32, batch_size=64), 6000)],
         "09_evaluation": [("VAE", "vae", dict(resolution=64, filters=32, batch_size=64), 1200),
                           ("DCGAN", "dcgan", dict(resolution=64, filters=32, batch_size=64), 1600)],
     },
