@@ -29,9 +29,11 @@ CANDIDATES = {  # name: (model, settings)
     "dcgan-32px": ("dcgan", {"resolution": 32, "filters": 32, "batch_size": 64, "steps": 10_000,
                              "milestone_every": 2_000}),
     "began-32px-n16": ("began", {"resolution": 32, "filters": 16, "embedding_dim": 32, "batch_size": 16,
-                                 "gamma": 0.7, "steps": 15_000, "milestone_every": 3_000}),
-    "began-32px-n32": ("began", {"resolution": 32, "filters": 32, "embedding_dim": 64, "batch_size": 16,
                                  "gamma": 0.7, "steps": 9_000, "milestone_every": 3_000}),
+    "began-32px-n16-batch64": ("began", {"resolution": 32, "filters": 16, "embedding_dim": 32, "batch_size": 64,
+                                         "gamma": 0.7, "steps": 4_000, "milestone_every": 1_000}),
+    "began-32px-n32": ("began", {"resolution": 32, "filters": 32, "embedding_dim": 64, "batch_size": 16,
+                                 "gamma": 0.7, "steps": 6_000, "milestone_every": 1_500}),
 }
 
 
