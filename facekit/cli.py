@@ -228,10 +228,16 @@ def _add_config_arguments(parser, config_class, names=None) -> None:
         if "help" not in field.metadata or (names is not None and field.name not in names):
             continue  # model, source and profile are filled in by the trainer, not the user
         nargs = field.metadata.get("nargs")
-        default = " ".join(field.default) if nargs else field.default
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
-                            type=str if nargs else _option_type(field), nargs=nargs, default=field.default,
-                            choices=field.metadata.get("choices"), metavar="NAME" if nargs else None,
+        option = f"--{field.name.replace('_', '-')}"
+        if field.type is bool:  # --name / --no-name
+            parser.add_argument(option, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default,
+                                help=f"{field.metadata['help']} (default: {field.default})")
+            continue
+        default = " ".join(map(str, field.default)) if nargs else field.default
+        item_type = type(field.default[0]) if nargs and field.default else str  # a tuple of numbers, or of names
+        parser.add_argument(option, dest=field.name, type=item_type if nargs else _option_type(field), nargs=nargs,
+                            default=field.default, choices=field.metadata.get("choices"),
+                            metavar=("NAME" if item_type is str else "N") if nargs else None,
                             help=f"{field.metadata['help']} (default: {default})")
 
 

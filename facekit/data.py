@@ -328,15 +328,21 @@ def _is_file_backed(images) -> bool:
     return isinstance(images, (IndexedImages, np.memmap))
 
 
-def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=None):
+def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=None, images_before: int = 0):
     """`batches` as dicts: {"images": float32 [B, H, W, 3]}, plus {"labels": float32 [B, L]} when `labels`
-    (an array [N, L] aligned with the images) is given, so that labels ride along with their images."""
+    (an array [N, L] aligned with the images) is given, so that labels ride along with their images.
+
+    images_before: images of the stream of epochs shown before this stream's step 0, so that a trainer whose batch
+    size changes (Progressive GAN's) continues, at each new size, the one stream where the last size stopped:
+    step s reads the stream's images images_before + s * B to images_before + (s + 1) * B - 1.
+    """
     import tensorflow as tf
 
     count = len(images)
-    if count < 1 or batch_size < 1 or seed < 0 or start_step < 0:
-        raise ValueError(f"batches: need images and batch_size >= 1, seed >= 0, start_step >= 0 "
-                         f"(got {count} images, batch_size={batch_size}, seed={seed}, start_step={start_step})")
+    if count < 1 or batch_size < 1 or seed < 0 or start_step < 0 or images_before < 0:
+        raise ValueError(f"batches: need images and batch_size >= 1, seed >= 0, start_step >= 0, images_before >= 0 "
+                         f"(got {count} images, batch_size={batch_size}, seed={seed}, start_step={start_step}, "
+                         f"images_before={images_before})")
     if labels is not None and len(labels) != count:
         raise ValueError(f"batches: {len(labels)} label rows for {count} images")
 
@@ -345,7 +351,7 @@ def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=
         return np.random.default_rng([seed, epoch]).permutation(count)
 
     def indices(step):
-        positions = int(step) * batch_size + np.arange(batch_size)
+        positions = images_before + int(step) * batch_size + np.arange(batch_size)
         epochs, offsets = np.divmod(positions, count)
         return np.concatenate([permutation(epoch)[offsets[epochs == epoch]] for epoch in np.unique(epochs)])
 

@@ -18,7 +18,10 @@ half-life in images and its early ramp) draws the snapshots, the GIF and every s
 
 A model with its own objective (BEGAN, the conditional models, InfoGAN) subclasses `GAN` and overrides
 `discriminator_loss`, `generator_loss` and `after_step`, and a model whose generator takes more than noise
-overrides `fake_inputs` (what G is given at a training step), `sampling_inputs` and `control_inputs`.
+overrides `fake_inputs` (what G is given at a training step), `sampling_inputs` and `control_inputs`. A model
+whose networks change during the run (Progressive GAN's, which grow) also overrides which variables each update
+trains (`discriminator_variables`, `generator_variables`), how the steps are counted (`steps_done`) and the
+batches it reads (`training_batches`).
 Real and fake sub-batches travel as dicts: real = {"images", and "labels" when the stream carries them},
 fake = {"images": G(inputs), and the inputs: "noise", "labels", "codes"}. Everything else (steps, noise,
 batches, resume, logs, snapshots, checkpoints, divergence stop, GIF, sampling) is shared and never copied.
@@ -87,7 +90,7 @@ class GAN(keras.Model):
         self.n_critic = n_critic
         self.gradient_penalty_weight = gradient_penalty_weight
         self.seed = seed
-        self.latent_dim = _noise_input(generator).shape[-1]
+        self.latent_dim = _latent_dim(generator)
         self.ema_half_life = ema_half_life
         self.ema_rampup = ema_rampup
         self.generator_ema = None
@@ -177,7 +180,7 @@ class GAN(keras.Model):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
         split = {name: tf.split(values, self.n_critic) for name, values in batch.items()}
         real_batches = [{name: parts[index] for name, parts in split.items()} for index in range(self.n_critic)]
-        step = tf.cast(self.generator_optimizer.iterations, tf.int64)
+        step = self.steps_done()
         for sub_step, real in enumerate(real_batches[:-1]):
             self.discriminator_update(real, self.fakes(step, sub_step, real, training=True), step, sub_step)
         real = real_batches[-1]
@@ -186,14 +189,32 @@ class GAN(keras.Model):
             with generator_tape.stop_recording():
                 logs = self.discriminator_update(real, fake, step, self.n_critic - 1)
             generator_loss, generator_logs = self.generator_loss(real, fake)
-        variables = self.generator.trainable_variables
+        variables = self.generator_variables(real)
         self.generator_optimizer.apply_gradients(zip(generator_tape.gradient(generator_loss, variables), variables))
         logs = {**logs, **generator_logs}
         logs.update(self.after_step(logs))
         if self.generator_ema is not None:
             batch_size = tf.shape(real["images"])[0]
             self.update_moving_average(step * tf.cast(batch_size, tf.int64), batch_size)
-        return {name: logs[name] for name in self.log_columns}
+        return {name: logs[name] for name in LOSS_COLUMNS + self.measure_columns}
+
+    def steps_done(self):
+        """Steps trained so far, int64 []: the generator optimizer's updates (one a step)."""
+        return tf.cast(self.generator_optimizer.iterations, tf.int64)
+
+    def generator_variables(self, real: dict) -> list:
+        """The variables a generator update trains, for the real sub-batch `real`: all of G's trainable ones."""
+        return self.generator.trainable_variables
+
+    def discriminator_variables(self, real: dict) -> list:
+        """The variables a discriminator update trains, for the real sub-batch `real`: all of D's trainable ones."""
+        return self.discriminator.trainable_variables
+
+    def training_batches(self, faces, config: GANConfig, start_step: int):
+        """The training batches from `start_step` on, each a pure function of (seed, step): dicts of
+        n_critic * batch_size images (and of their labels, for a model that reads them; see `training_labels`)."""
+        return data.batch_dicts(faces.images, config.batch_size * self.n_critic, config.seed, start_step,
+                                labels=self.training_labels(faces))
 
     def fakes(self, step, sub_step: int, real: dict, training: bool = False) -> dict:
         """The fake sub-batch at (step, sub_step): {"images": G(inputs), **inputs}, inputs from `fake_inputs`."""
@@ -212,7 +233,7 @@ class GAN(keras.Model):
         """One optimizer update of the discriminator's variables only; returns its logs."""
         with tf.GradientTape() as tape:
             loss, logs = self.discriminator_loss(real, fake, step, sub_step)
-        variables = self.discriminator.trainable_variables
+        variables = self.discriminator_variables(real)
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return logs
 
@@ -278,15 +299,16 @@ class GAN(keras.Model):
         return tf.reduce_mean(tf.sigmoid(outputs) if self.loss_pair.probability else outputs)
 
 
-def compile_gan(model: GAN, config: GANConfig, learning_rate=None, discriminator_learning_rate=None) -> GAN:
+def compile_gan(model: GAN, config: GANConfig, learning_rate=None, discriminator_learning_rate=None,
+                epsilon: float = 1e-7) -> GAN:
     """Compile `model` with one Adam per network at the config's betas and rate, or at `learning_rate` (a rate or a
     schedule of the optimizer's updates) and the discriminator's at `discriminator_learning_rate` (default: the
-    same)."""
+    same); `epsilon` is Adam's (Keras's default 1e-7)."""
     rate = learning_rate if learning_rate is not None else config.learning_rate
     discriminator_rate = discriminator_learning_rate if discriminator_learning_rate is not None else rate
 
     def adam(rate_or_schedule):
-        return keras.optimizers.Adam(rate_or_schedule, beta_1=config.beta_1, beta_2=config.beta_2)
+        return keras.optimizers.Adam(rate_or_schedule, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=epsilon)
 
     model.compile(discriminator_optimizer=adam(discriminator_rate), generator_optimizer=adam(rate), jit_compile=False)
     return model
@@ -301,15 +323,13 @@ def train(faces, run_dir, config: GANConfig, build, resume: bool = False, show_p
     model = build(config)
     model.attach(run, faces)
     control, columns = model.control_inputs(config.grid_size)
-    labels = model.training_labels(faces)
 
     def step(_, batch):
         logs = model.train_on_batch(batch, return_dict=True)
         return {name: float(logs[name]) for name in model.log_columns}
 
     def batches(start_step):
-        return data.batch_dicts(faces.images, config.batch_size * config.n_critic, config.seed, start_step,
-                                labels=labels)
+        return model.training_batches(faces, config, start_step)
 
     manager = run.checkpoint_manager(**model.checkpoint_items())
     return run_steps(run, manager, batches, config, step, lambda: model.generate(control), list(LOSS_COLUMNS),
@@ -372,7 +392,10 @@ def _as_inputs(inputs) -> dict:
     return inputs if isinstance(inputs, dict) else {"noise": inputs}
 
 
-def _noise_input(generator: keras.Model):
-    """The generator's noise input (the one named "noise" when it has several)."""
+def _latent_dim(generator: keras.Model) -> int:
+    """The length of the generator's noise vector: its `latent_dim` when it says (a subclassed model), else the
+    width of its noise input (the one named "noise" when it has several)."""
+    if hasattr(generator, "latent_dim"):
+        return generator.latent_dim
     named = {tensor.name.split(":")[0]: tensor for tensor in generator.inputs}
-    return named.get("noise", generator.inputs[0])
+    return named.get("noise", generator.inputs[0]).shape[-1]

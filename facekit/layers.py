@@ -20,7 +20,29 @@ layer's kernel variable on every training call (so the optimizer's next step sta
 and the saved kernel is not the trained one), and it computes sigma from values outside the gradient, so no
 gradient passes through sigma. `SpectralConv2D` and `SpectralDense` never assign the kernel: they compute the
 output with W / sigma, and only the optimizer changes W.
+
+Progressive GAN's layers (Karras et al. 2018, "Progressive Growing of GANs for Improved Quality, Stability, and
+Variation"), each a small named operation with its own test, as the paper's networks.py keeps them:
+
+    EqualizedConv2D, EqualizedDense   equalised learning rate (section 4.1): weights stored as drawn from N(0, 1) and
+                                      multiplied at every call by He's constant gain / sqrt(fan_in), so that Adam,
+                                      whose first steps move every weight by about the learning rate whatever its
+                                      scale, changes every layer by the same fraction; biases start at zero
+    PixelNorm                         pixelwise feature normalisation (section 4.2): each pixel's feature vector
+                                      divided by its root mean square, x / sqrt(mean_c(x^2) + 1e-8)
+    MinibatchStdDev                   minibatch standard deviation (section 3): one more feature map holding, for
+                                      each group of images, the mean over features and pixels of their standard
+                                      deviation across the group
+    ChannelBias                       a learned bias per channel (the generator's first block adds it after
+                                      reshaping its dense layer's output to 4x4)
+    fade_in                           the fade-in blend (section 2): (1 - fade) * old + fade * new
+
+Under a mixed policy the equalised layers read their float32 kernel and scale it in float32 (the scale of a
+128-channel 3x3 layer, 0.042, and the N(0, 1) weights keep their full precision; only the product is rounded to
+the compute dtype), and PixelNorm and MinibatchStdDev compute in float32 and return the compute dtype.
 """
+
+import math
 
 import keras
 from keras.src.backend import AutocastScope  # Keras's own switch for reading a variable in its stored dtype
@@ -61,17 +83,7 @@ class SpectralConv2D(_SpectrallyNormalized, keras.layers.Conv2D):
     of power iteration per call; the estimate u is stored only when training). Inputs [B, H, W, C] as Conv2D's."""
 
     def call(self, inputs, training=None):
-        kernel = keras.ops.cast(_normalize_and_sigma(self, training)[0], self.compute_dtype)
-        outputs = self.convolution_op(inputs, kernel)
-        if self.use_bias:
-            if self.data_format == "channels_last":
-                bias_shape = (1,) * (self.rank + 1) + (self.filters,)
-            else:
-                bias_shape = (1, self.filters) + (1,) * self.rank
-            outputs = keras.ops.add(outputs, keras.ops.reshape(self.bias, bias_shape))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return _convolve(self, inputs, _normalize_and_sigma(self, training)[0])
 
 
 @keras.saving.register_keras_serializable(package="facekit")
@@ -80,13 +92,152 @@ class SpectralDense(_SpectrallyNormalized, keras.layers.Dense):
     power iteration per call; the estimate u is stored only when training). Inputs [..., features] as Dense's."""
 
     def call(self, inputs, training=None):
-        kernel = keras.ops.cast(_normalize_and_sigma(self, training)[0], self.compute_dtype)
-        outputs = keras.ops.matmul(inputs, kernel)
-        if self.bias is not None:
-            outputs = keras.ops.add(outputs, self.bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return _multiply(self, inputs, _normalize_and_sigma(self, training)[0])
+
+
+@keras.saving.register_keras_serializable(package="facekit")
+class EqualizedConv2D(keras.layers.Conv2D):
+    """keras.layers.Conv2D with an equalised learning rate: kernel [kh, kw, C, filters] drawn from N(0, 1), used
+    as kernel * gain / sqrt(kh * kw * C) at every call (`scale`, in float32); bias from zero; "same" padding.
+    Inputs [B, H, W, C] as Conv2D's. gain: sqrt(2), He's constant for leaky ReLU (1 for a linear output)."""
+
+    def __init__(self, filters, kernel_size, gain: float = math.sqrt(2), **kwargs):
+        kwargs.setdefault("padding", "same")
+        kwargs.setdefault("kernel_initializer", keras.initializers.RandomNormal(0.0, 1.0))
+        super().__init__(filters, kernel_size, **kwargs)
+        self.gain = float(gain)
+
+    @property
+    def scale(self) -> float:
+        """gain / sqrt(fan_in), fan_in = kh * kw * input channels: what the stored kernel is multiplied by."""
+        return _he_scale(self)
+
+    def call(self, inputs):
+        return _convolve(self, inputs, _float32_kernel(self) * self.scale)
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
+
+
+@keras.saving.register_keras_serializable(package="facekit")
+class EqualizedDense(keras.layers.Dense):
+    """keras.layers.Dense with an equalised learning rate: kernel [features, units] drawn from N(0, 1), used as
+    kernel * gain / sqrt(features) at every call (`scale`, in float32); bias from zero. Inputs [..., features]."""
+
+    def __init__(self, units, gain: float = math.sqrt(2), **kwargs):
+        kwargs.setdefault("kernel_initializer", keras.initializers.RandomNormal(0.0, 1.0))
+        super().__init__(units, **kwargs)
+        self.gain = float(gain)
+
+    @property
+    def scale(self) -> float:
+        """gain / sqrt(fan_in), fan_in = input features: what the stored kernel is multiplied by."""
+        return _he_scale(self)
+
+    def call(self, inputs):
+        return _multiply(self, inputs, _float32_kernel(self) * self.scale)
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
+
+
+@keras.saving.register_keras_serializable(package="facekit")
+class PixelNorm(keras.layers.Layer):
+    """[B, H, W, C] -> the same shape, each pixel's C features divided by their root mean square:
+    x / sqrt(mean_c(x^2) + epsilon), computed in float32 (epsilon 1e-8, the paper's)."""
+
+    def __init__(self, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        features = keras.ops.cast(inputs, "float32")
+        mean_square = keras.ops.mean(keras.ops.square(features), axis=-1, keepdims=True)
+        return keras.ops.cast(features * keras.ops.rsqrt(mean_square + self.epsilon), inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="facekit")
+class MinibatchStdDev(keras.layers.Layer):
+    """[B, H, W, C] -> [B, H, W, C + 1]: the images split into groups of G = min(group_size, B), image i in group
+    i mod (B / G) (the paper's reshape to [G, B / G, ...]); the added feature map holds, at every pixel of every
+    image of a group, the mean over the C features and H x W pixels of their standard deviation across the group's
+    G images, sqrt(variance + 1e-8), computed in float32. B must be a multiple of G (a ValueError otherwise)."""
+
+    def __init__(self, group_size: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        if int(group_size) != group_size or group_size < 1:
+            raise ValueError(f"group_size must be a whole number of at least 1, got {group_size}")
+        self.group_size = int(group_size)
+
+    def call(self, inputs):
+        batch, height, width, channels = inputs.shape
+        if batch is None:  # a symbolic call, only the shape matters
+            batch = keras.ops.shape(inputs)[0]
+            group = self.group_size
+        else:
+            group = min(self.group_size, batch)
+            if batch % group:
+                raise ValueError(f"MinibatchStdDev: a batch of {batch} images does not split into groups of "
+                                 f"{group} (group_size {self.group_size}); use a batch size that is a multiple of it")
+        features = keras.ops.reshape(keras.ops.cast(inputs, "float32"), (group, -1, height, width, channels))
+        deviation = keras.ops.sqrt(keras.ops.var(features, axis=0) + 1e-8)  # [B / G, H, W, C]
+        value = keras.ops.mean(deviation, axis=(1, 2, 3))  # [B / G]: one number per group
+        value = keras.ops.tile(keras.ops.reshape(value, (1, -1, 1, 1, 1)), (group, 1, height, width, 1))
+        value = keras.ops.reshape(value, (batch, height, width, 1))  # image i gets its group's, i mod (B / G)
+        return keras.ops.concatenate([inputs, keras.ops.cast(value, inputs.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+@keras.saving.register_keras_serializable(package="facekit")
+class ChannelBias(keras.layers.Layer):
+    """[..., C] -> the same plus a learned bias per channel, float32 [C] from zero."""
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(input_shape[-1],), initializer="zeros")
+
+    def call(self, inputs):
+        return inputs + keras.ops.cast(self.bias, inputs.dtype)
+
+
+def fade_in(old, new, fade):
+    """The fade-in blend (1 - fade) * old + fade * new of two tensors of one shape (or broadcasting), fade a
+    number or tensor in [0, 1]: the old path's output while fade = 0, the new one's at fade = 1."""
+    fade = keras.ops.cast(fade, new.dtype)
+    return (1.0 - fade) * keras.ops.cast(old, new.dtype) + fade * new
+
+
+def _convolve(layer, inputs, kernel):
+    """A Conv2D layer's output with `kernel` (float32, cast to the compute dtype) in place of its own: the
+    convolution, the layer's bias and activation."""
+    outputs = layer.convolution_op(inputs, keras.ops.cast(kernel, layer.compute_dtype))
+    if layer.use_bias:
+        if layer.data_format == "channels_last":
+            bias_shape = (1,) * (layer.rank + 1) + (layer.filters,)
+        else:
+            bias_shape = (1, layer.filters) + (1,) * layer.rank
+        outputs = keras.ops.add(outputs, keras.ops.reshape(layer.bias, bias_shape))
+    return outputs if layer.activation is None else layer.activation(outputs)
+
+
+def _multiply(layer, inputs, kernel):
+    """A Dense layer's output with `kernel` (float32, cast to the compute dtype) in place of its own."""
+    outputs = keras.ops.matmul(inputs, keras.ops.cast(kernel, layer.compute_dtype))
+    if layer.bias is not None:
+        outputs = keras.ops.add(outputs, layer.bias)
+    return outputs if layer.activation is None else layer.activation(outputs)
+
+
+def _he_scale(layer) -> float:
+    """He's constant gain / sqrt(fan_in) of a built layer, fan_in = all kernel dimensions but the last."""
+    return layer.gain / math.sqrt(math.prod(layer._kernel.shape[:-1]))
 
 
 def _check_power_iterations(power_iterations) -> int:

@@ -21,6 +21,9 @@ minimises the first function of a pair, the generator the second.
                      D: mean(relu(1 - real)) + mean(relu(1 + fake))
                      G: -mean(fake)
 
+Karras et al. 2018 ("Progressive Growing of GANs") add to the WGAN-GP critic's loss `drift_penalty`, E[D(x)^2]
+times epsilon_drift = 0.001, which keeps the critic's values from drifting far from zero.
+
 `LOSS_PAIRS` holds the four pairs by name and `loss_pair(name)` looks one up.
 """
 
@@ -100,6 +103,12 @@ def gradient_penalty(critic, real_images, fake_images, seed, epsilon: float = 1e
     gradients = tf.cast(gradients, tf.float32)
     gradient_norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients))) + epsilon)
     return tf.reduce_mean(tf.square(gradient_norms - 1.0)), gradient_norms
+
+
+def drift_penalty(real):
+    """mean(real^2), Progressive GAN's drift term (times epsilon_drift = 0.001 in the critic's loss): float32 []
+    from critic values on real images [B, 1] or [B]."""
+    return keras.ops.mean(keras.ops.square(_float32(real)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,7 +93,9 @@ def label_image(image: np.ndarray, text: str) -> np.ndarray:
 
 def plot_losses(log_csv, path, columns=None, smoothing: int = 1, measures=()) -> Path:
     """Plot loss columns of a run's log.csv against step (moving average over `smoothing` steps) into a PNG;
-    `measures` (e.g. d_real, d_fake, k_t) go in a second panel below, on their own scale."""
+    `measures` (e.g. d_real, d_fake, k_t) go in a second panel below, on their own scale. When the log has a
+    `resolution` column (a growing model's), a dotted line in every panel marks each step where it changes,
+    labelled with the new resolution."""
     from matplotlib.figure import Figure  # no pyplot: leaves a notebook's own inline plotting alone
 
     with open(log_csv, newline="") as handle:
@@ -103,6 +105,7 @@ def plot_losses(log_csv, path, columns=None, smoothing: int = 1, measures=()) ->
     columns = columns or [name for name in rows[0] if name.endswith("loss")]
     panels = [(columns, "loss")] + ([(list(measures), "measure")] if measures else [])
     steps = np.array([int(row["step"]) for row in rows])
+    changes = _resolution_changes(rows)
     figure = Figure(figsize=(6, 3.5 * len(panels)), dpi=100)
     for axes, (names, label) in zip(np.atleast_1d(figure.subplots(len(panels), 1, sharex=True)), panels):
         for column in names:
@@ -112,6 +115,10 @@ def plot_losses(log_csv, path, columns=None, smoothing: int = 1, measures=()) ->
                 axes.plot(steps[smoothing - 1 :], values, label=column)
             else:
                 axes.plot(steps, values, label=column)
+        for step, resolution in changes:
+            axes.axvline(step, color="grey", linestyle=":", linewidth=1)
+            axes.annotate(f"{resolution}x{resolution}", (step, 1), xycoords=("data", "axes fraction"),
+                          xytext=(2, -10), textcoords="offset points", fontsize=7, color="grey")
         axes.set_ylabel(label)
         axes.legend()
         axes.grid(alpha=0.3)
@@ -152,6 +159,15 @@ def show_image(path_or_images, columns: int | None = None, title: str | None = N
 def display_scale(tile_pixels: int) -> int:
     """The nearest-neighbour enlargement show_image gives tiles of this many pixels: 2 for 64, 1 from 128 up."""
     return int(np.clip(DISPLAY_TILE_PIXELS // max(tile_pixels, 1), 1, 4))
+
+
+def _resolution_changes(rows) -> list[tuple[int, int]]:
+    """(step, new resolution) at every row of a log whose `resolution` differs from the row before's."""
+    if "resolution" not in rows[0]:
+        return []
+    resolutions = [int(float(row["resolution"])) for row in rows]
+    return [(int(row["step"]), resolution) for row, resolution, before in zip(rows[1:], resolutions[1:], resolutions)
+            if resolution != before]
 
 
 def _enlarge(picture: np.ndarray, scale: int) -> np.ndarray:

@@ -27,6 +27,8 @@ MODELS = {  # name: (module, summary), in teaching order
                                       "in D"),
     "infogan": ("facekit.models.infogan", "InfoGAN: categorical and continuous codes G must make recoverable by "
                                           "a Q head"),
+    "progan": ("facekit.models.progan", "Progressive GAN: networks grown from 4x4 by fading in a block at each "
+                                        "doubling (WGAN-GP with drift)"),
     "attributes": ("facekit.attributes", "attribute classifier: a small CNN for CelebA's 40 attributes"),
 }
 

@@ -440,6 +440,17 @@ def test_batches_resume_exactly_and_cover_each_epoch():
     assert other_seed != fresh[:3]
 
 
+def test_a_stream_started_after_some_images_continues_the_same_epochs():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1).repeat(3, axis=-1) * 20
+    whole = [value // 20 for batch in batch_indices(data.batches(images, 2, seed=7), 10) for value in batch]
+    later = data.batch_dicts(images, 3, seed=7, start_step=1, images_before=4)  # after 4 images, 3 at a time
+    continued = [value // 20 for batch, _ in zip(later, range(4))
+                 for value in data.to_uint8(batch["images"].numpy())[:, 0, 0, 0]]
+    assert continued == whole[7:19]  # images 4 + 3 = 7 onwards of the one stream, across the epoch boundary
+    with pytest.raises(ValueError, match="images_before=-1"):
+        data.batch_dicts(images, 3, seed=7, images_before=-1)
+
+
 @pytest.mark.celeba
 @pytest.mark.skipif(not CELEBA.is_dir(), reason=f"real CelebA sample not found at {CELEBA}")
 def test_real_celeba_sample(tmp_path, monkeypatch):

@@ -263,3 +263,118 @@ def test_spectral_norm_makes_a_dense_layer_1_lipschitz_and_only_bounds_a_convolu
                                  kernel_initializer=keras.initializers.RandomNormal(stddev=0.02))
     conv(tf.zeros((1, 8, 8, 3)), training=True)
     assert 1.1 < _operator_norm(conv, (8, 8, 3)) <= 2 + 1e-4
+
+
+# Progressive GAN's layers: each against a hand computation on fixed inputs.
+
+X_FEATURES = np.random.default_rng(5).normal(2.0, 3.0, size=(2, 3, 3, 5)).astype(np.float32)
+
+
+def test_pixel_norm_gives_each_pixels_feature_vector_unit_rms():
+    outputs = np.asarray(layers.PixelNorm()(X_FEATURES))
+    expected = X_FEATURES / np.sqrt(np.mean(X_FEATURES.astype(np.float64) ** 2, axis=-1, keepdims=True) + 1e-8)
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5)
+    np.testing.assert_allclose(np.sqrt(np.mean(outputs**2, axis=-1)), 1.0, rtol=1e-5)  # every pixel of every image
+    mixed = layers.PixelNorm(dtype="mixed_bfloat16")(X_FEATURES)
+    assert mixed.dtype == tf.bfloat16
+    np.testing.assert_allclose(np.asarray(tf.cast(mixed, tf.float32)), expected, rtol=1e-2, atol=1e-2)
+
+
+def _group_deviation(images, members):
+    """By hand: the mean over features and pixels of the images' standard deviation across `members`."""
+    group = images[list(members)].astype(np.float64)
+    return np.mean(np.sqrt(np.mean((group - group.mean(axis=0)) ** 2, axis=0) + 1e-8))
+
+
+def test_minibatch_stddev_adds_each_groups_mean_standard_deviation():
+    scales = np.arange(1, 9)[:, None, None, None]  # every image its own spread
+    images = (np.random.default_rng(6).normal(size=(8, 2, 3, 5)) * scales).astype(np.float32)
+    outputs = np.asarray(layers.MinibatchStdDev(group_size=4)(images))
+    assert outputs.shape == (8, 2, 3, 6)
+    np.testing.assert_array_equal(outputs[..., :5], images)
+    # groups of 4 images as the paper reshapes a batch to [4, 2, ...]: images 0, 2, 4, 6 and 1, 3, 5, 7
+    for members in ((0, 2, 4, 6), (1, 3, 5, 7)):
+        for index in members:
+            np.testing.assert_allclose(outputs[index, ..., 5], _group_deviation(images, members), rtol=1e-5)
+    pairs = np.asarray(layers.MinibatchStdDev(group_size=2)(images))  # groups 0 and 4, 1 and 5, 2 and 6, 3 and 7
+    for first in range(4):
+        for index in (first, first + 4):
+            np.testing.assert_allclose(pairs[index, ..., 5], _group_deviation(images, (first, first + 4)), rtol=1e-5)
+    whole = np.asarray(layers.MinibatchStdDev(group_size=16)(images))  # at most the batch: one group of 8
+    np.testing.assert_allclose(whole[..., 5], _group_deviation(images, range(8)), rtol=1e-5)
+    with pytest.raises(ValueError, match="a batch of 6 images does not split into groups of 4"):
+        layers.MinibatchStdDev(group_size=4)(images[:6])
+
+
+def test_equalized_layers_scale_n01_weights_by_hes_constant_at_run_time():
+    keras.utils.set_random_seed(0)
+    conv = layers.EqualizedConv2D(4, 3)
+    conv.build(X_FEATURES.shape)
+    assert conv.scale == pytest.approx(np.sqrt(2 / (3 * 3 * 5)))
+    conv.bias.assign([0.1, -0.2, 0.3, 0.0])
+    expected = tf.nn.conv2d(X_FEATURES, conv.kernel.numpy() * np.sqrt(2 / 45), 1, "SAME") + conv.bias.numpy()
+    np.testing.assert_allclose(conv(X_FEATURES), expected, rtol=1e-5, atol=1e-5)
+    to_rgb = layers.EqualizedConv2D(3, 1, gain=1.0)
+    to_rgb.build(X_FEATURES.shape)
+    assert to_rgb.scale == pytest.approx(1 / np.sqrt(5))
+    dense = layers.EqualizedDense(256)
+    dense.build((None, 512))
+    assert dense.scale == pytest.approx(np.sqrt(2 / 512))
+    stored = dense.kernel.numpy()  # 131,072 weights drawn from N(0, 1), kept so
+    assert abs(stored.mean()) < 0.01 and stored.std() == pytest.approx(1, abs=0.01)
+    assert not dense.bias.numpy().any()
+    inputs = X_DENSE[:, :12] @ np.ones((12, 512), np.float32) / 12
+    np.testing.assert_allclose(dense(inputs), inputs @ (stored * np.sqrt(2 / 512)), rtol=1e-4, atol=1e-5)
+
+
+def _relative_change_of_effective_weights(layer, fan_in):
+    """One Adam step (the paper's betas) on a fixed loss: |change of the weights the layer applies| / |them|, the
+    applied weights read from its outputs on the identity matrix (the layers have no bias)."""
+    inputs = np.random.default_rng(7).normal(size=(32, fan_in)).astype(np.float32)
+    targets = np.random.default_rng(8).normal(size=(32, 64)).astype(np.float32)
+    layer.build(inputs.shape)
+    identity = np.eye(fan_in, dtype=np.float32)
+    before = np.asarray(layer(identity))
+    optimizer = keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(inputs) * targets)
+    optimizer.apply_gradients([(tape.gradient(loss, layer.kernel), layer.kernel)])
+    return np.linalg.norm(np.asarray(layer(identity)) - before) / np.linalg.norm(before)
+
+
+def test_adams_first_step_changes_every_equalized_layer_by_the_same_fraction():
+    keras.utils.set_random_seed(0)
+    narrow, wide = layers.EqualizedDense(64, use_bias=False), layers.EqualizedDense(64, use_bias=False)
+    ratio = _relative_change_of_effective_weights(narrow, 16) / _relative_change_of_effective_weights(wide, 1024)
+    assert ratio == pytest.approx(1, abs=0.1)
+    # He-initialised plain layers (the scale folded into the starting weights): Adam moves every weight by about
+    # the learning rate, so the narrow layer, whose weights are 8 times larger, changes 8 times less
+    plain = [keras.layers.Dense(64, use_bias=False, kernel_initializer=keras.initializers.HeNormal(seed=index))
+             for index in range(2)]
+    ratio = _relative_change_of_effective_weights(plain[0], 16) / _relative_change_of_effective_weights(plain[1], 1024)
+    assert ratio == pytest.approx(1 / 8, rel=0.15)
+
+
+def test_equalized_layers_under_mixed_precision_scale_the_float32_kernel():
+    keras.utils.set_random_seed(0)
+    mixed = layers.EqualizedConv2D(4, 3, dtype="mixed_bfloat16")
+    plain = layers.EqualizedConv2D(4, 3)
+    mixed.build(X_FEATURES.shape), plain.build(X_FEATURES.shape)
+    plain.set_weights(mixed.get_weights())
+    assert mixed.kernel.dtype == "float32"
+    outputs = mixed(X_FEATURES)
+    assert outputs.dtype == tf.bfloat16
+    np.testing.assert_allclose(np.asarray(tf.cast(outputs, tf.float32)), plain(X_FEATURES), rtol=0.02, atol=0.05)
+
+
+def test_fade_in_is_the_linear_blend_of_old_and_new():
+    old, new = np.full((1, 2, 2, 3), 2.0, np.float32), np.full((1, 2, 2, 3), -1.0, np.float32)
+    for fade, expected in ((0.0, 2.0), (0.5, 0.5), (1.0, -1.0), (0.25, 1.25)):
+        np.testing.assert_allclose(layers.fade_in(old, new, fade), np.full((1, 2, 2, 3), expected), rtol=1e-6)
+
+
+def test_progressive_layers_round_trip_their_config():
+    for layer in (layers.EqualizedConv2D(3, 1, gain=1.0), layers.EqualizedDense(5, gain=0.5), layers.PixelNorm(),
+                  layers.MinibatchStdDev(group_size=2), layers.ChannelBias()):
+        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+        assert type(restored) is type(layer) and restored.get_config() == layer.get_config()

@@ -71,6 +71,23 @@ def test_plot_losses_writes_a_png(tmp_path):
     assert iio.imread(path).shape[2] in (3, 4)
 
 
+def test_plot_losses_marks_where_a_growing_models_resolution_changes(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    marks = []
+    axvline = Axes.axvline
+    monkeypatch.setattr(Axes, "axvline", lambda axes, x, **style: marks.append(x) or axvline(axes, x, **style))
+    log = tmp_path / "log.csv"
+    rows = [(1, 4, 1.0), (2, 4, 1.0), (3, 8, 0.0), (4, 8, 0.5), (5, 8, 1.0), (6, 16, 0.0)]
+    log.write_text("step,d_loss,g_loss,d_real,resolution,fade,seconds\n"
+                   + "".join(f"{step},0.5,0.6,0.1,{size},{fade},0.1\n" for step, size, fade in rows))
+    progress.plot_losses(log, tmp_path / "losses.png", measures=["d_real"])
+    assert marks == [3, 6, 3, 6]  # in both panels, where 8x8 and 16x16 start
+    marks.clear()
+    progress.plot_losses(log, tmp_path / "again.png", columns=["d_loss"])
+    assert marks == [3, 6]
+
+
 def displayed_pictures(monkeypatch):
     """What show_image hands IPython's display: a list that fills with the displayed objects."""
     import IPython.display

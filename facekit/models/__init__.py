@@ -11,6 +11,7 @@
     cgan          attributes by projection in the discriminator (lesson 07)
     acgan         attributes by an auxiliary classifier head (lesson 07)
     infogan       codes the generator must make recoverable by a Q head (lesson 07)
+    progan        Progressive GAN: networks grown from 4x4 by fading in a block at each doubling
 
 What they build on stays in facekit/: the engine (gan), losses, layers, data, training and progress; so does the
 attribute classifier (attributes), the kit's measuring stick rather than a face model.
