@@ -27,7 +27,7 @@ from facekit.models import vae  # noqa: E402
 LESSONS = {
     "laptop": {
         "02_vae": [("VAE (FILTERS, BATCH_SIZE, STEPS)", "vae", dict(resolution=64, filters=32, batch_size=64), 3000)],
-        "03_dcgan": [("DCGAN, the lesson's loop", "dcgan", dict(resolution=32, filters=32, batch_size=64), 5000)],
+        "03_dcgan": [("DCGAN, the lesson's loop", "dcgan", dict(resolution=32, filters=32, batch_size=64), 7000)],
         "04_compare_baselines": [("DCGAN at 64x64 (lesson 03 trains at 32x32 here)", "dcgan",
                                   dict(resolution=64, filters=32, batch_size=64), 2400)],
         "05_gan_losses": [(name, name, dict(resolution=32, filters=32, batch_size=64), 128_000 // 64 // n_critic)
