@@ -80,7 +80,7 @@ def main() -> None:
     seconds = schedule_seconds(model.schedule, steps, {size: best[f"progan {size}x{size}"] for size in sizes})
     print()
     print(f"ProGAN's default schedule, grown to {config.resolution}x{config.resolution} and stabilised there once "
-          f"({steps} steps), at these times: {seconds / 60:.1f} minutes of steps")
+          f"({steps:,} steps), at these times: {seconds / 60:.1f} minutes of steps")
 
 
 def progan_step(model, config, faces, resolution: int):
