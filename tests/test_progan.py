@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from facekit import data, gan, registry
-from facekit.cli import main
+from facekit.cli import build_parser, main
 from facekit.models import progan
 from facekit.training import RunFolder
 
@@ -111,6 +111,30 @@ def test_the_schedule_fades_over_exactly_the_fade_phases_images_then_stabilises(
     assert schedule.growing_steps == 16  # to 16x16 and 8 images stable there
     default = progan.ProGANConfig()
     assert default.steps == progan.Schedule.of(default).growing_steps  # the default run grows to 64x64 and stabilises
+
+
+def test_without_growing_the_same_networks_train_at_the_final_resolution_from_the_first_step(faces):
+    schedule = progan.Schedule(16, batch_sizes=(4, 4, 2), fade_images=10, stabilise_images=8, grow=False)
+    assert [(phase.resolution, phase.fading, phase.start, phase.steps) for phase in schedule.phases] == [
+        (16, False, 0, None)]
+    assert [(schedule.resolution_at(step), schedule.fade(step)) for step in range(6)] == [(16, 1.0)] * 6
+    assert [schedule.images_before(step) for step in range(6)] == [0, 2, 4, 6, 8, 10]  # at 16x16's batch size
+    growing, flat = build(), build(grow=False)
+    assert [(variable.path.split("/")[0], variable.shape) for variable in growing.variables] == [
+        (variable.path.split("/")[0], variable.shape) for variable in flat.variables]  # the same networks
+    config = progan.ProGANConfig(**{**TINY, "steps": 12, "grow": False})
+    first = next(flat.training_batches(faces, config, 0))["images"]
+    np.testing.assert_allclose(first, data.to_float(faces.images[np.random.default_rng([0, 0]).permutation(12)[:4]]),
+                               rtol=1e-6)  # the faces' first batch, at 16x16: nothing pooled
+    grown = next(growing.training_batches(faces, progan.ProGANConfig(**{**TINY, "steps": 12}), 0))["images"]
+    np.testing.assert_allclose(grown, progan.downsample(first, 4), rtol=1e-5, atol=1e-6)  # the same faces, pooled
+    logs = [flat.train_on_batch({"images": uniform((4, 16, 16, 3), step)}, return_dict=True) for step in range(3)]
+    assert [(row["resolution"], row["fade"]) for row in logs] == [(16, 1.0)] * 3
+    assert progan.ProGANConfig().grow  # growing is the default
+    assert progan.Schedule.of(config).phases == [progan.Phase(16, False, 0, None, 4, 0, 8)]  # the config's setting
+    words = ["train", "progan", "--run", "flat", "--no-grow"]
+    arguments = build_parser(words).parse_args(words)
+    assert arguments.grow is False  # the command line's --no-grow
 
 
 def test_each_step_trains_at_the_schedules_resolution_and_fade_on_faded_real_images():

@@ -4,6 +4,7 @@ fades in while every block before it keeps training.
 
     phases, each measured in images shown (a phase's steps: its images / its batch size, rounded up)
         4x4 stabilise -> 8x8 fade-in -> 8x8 stabilise -> 16x16 fade-in -> ... -> R x R stabilise (to the run's end)
+        (grow=False, the paper's non-progressive baseline: R x R stabilise from the first step, the same networks)
 
     generator at resolution r with fade f                                      C(r) = min(filters, filter_base / r)
         z -> pixel norm -> dense to 4x4 -> 3x3 conv                               [B, 4, 4, C(4)]
@@ -100,6 +101,8 @@ class ProGANConfig(gan.GANConfig):
     group_size: int = setting(4, "images per group of the minibatch standard deviation (must divide every batch "
                                  "size)")
     reset_optimizers: bool = setting(True, "reset both Adam states at the start of every phase, as the paper's code")
+    grow: bool = setting(True, "grow from 4x4 (with --no-grow the same networks train at the final resolution from "
+                               "the first step: the paper's non-progressive baseline)")
 
     def positive_fields(self) -> tuple:
         return super().positive_fields() + ("filter_base", "fade_images", "stabilise_images", "group_size")
@@ -149,29 +152,33 @@ class Schedule:
 
     batch_sizes: images a step at 4, 8, ... pixels (one entry per resolution; more are ignored). A phase of N
     images at B images a step lasts ceil(N / B) steps; the last (the final resolution's stabilisation) lasts to
-    the end of the run.
+    the end of the run. grow=False: one phase, the final resolution stabilising from step 0 to the end (at its
+    batch size), so that the same networks train without growing.
     """
 
-    def __init__(self, resolution: int, batch_sizes, fade_images: int, stabilise_images: int):
+    def __init__(self, resolution: int, batch_sizes, fade_images: int, stabilise_images: int, grow: bool = True):
         self.resolution = resolution
         self.phases = []
         start = images = 0
         for level, resolution in enumerate(_resolutions(resolution)):
+            if not grow and resolution != self.resolution:
+                continue  # not growing: the final resolution's stabilisation alone
             batch_size = int(batch_sizes[level])
             for fading, length in ((True, fade_images), (False, stabilise_images)):
-                if fading and level == 0:
-                    continue  # 4x4 has nothing to fade in from
+                if fading and (level == 0 or not grow):
+                    continue  # 4x4 has nothing to fade in from; without growing nothing fades in
                 steps = math.ceil(length / batch_size)
                 self.phases.append(Phase(resolution, fading, start, steps, batch_size, images, fade_images))
                 start, images = start + steps, images + steps * batch_size
-        self.growing_steps = start  # the steps to grow to the final resolution and stabilise it once
+        self.growing_steps = start  # the steps to grow to the final resolution and stabilise it once (or, not
+        # growing, to stabilise it once)
         self.phases[-1] = dataclasses.replace(self.phases[-1], steps=None)
 
     @classmethod
     def of(cls, config: ProGANConfig) -> "Schedule":
         """The schedule of a run's config (its batch sizes times n_critic: the images a step reads)."""
         return cls(config.resolution, [size * config.n_critic for size in config.batch_sizes], config.fade_images,
-                   config.stabilise_images)
+                   config.stabilise_images, grow=config.grow)
 
     def phase(self, step: int) -> Phase:
         """The phase that step `step` (counted from 0) trains in."""
