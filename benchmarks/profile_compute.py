@@ -57,6 +57,11 @@ LESSONS = {
     },
 }
 
+# lessons that train but whose training facekit.compute cannot count yet: what the lesson table says instead
+NOT_COUNTED = {
+    "10_progressive": "not yet counted (facekit.compute cannot count a growing model's step)",
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -49,6 +49,22 @@ def test_every_lesson_setting_names_all_three_profiles():
     assert calls > 50
 
 
+def test_every_lesson_opens_with_its_number_and_a_time_paragraph_for_each_profile():
+    """The first cell: "# NN · title" numbered as the file, and a **Time.** paragraph that speaks of every profile."""
+    import json
+    import re
+    from pathlib import Path
+
+    notebooks = sorted(Path(__file__).resolve().parents[1].glob("notebooks/[0-9][0-9]_*.ipynb"))
+    assert len(notebooks) >= 11
+    for notebook in notebooks:
+        first = "".join(json.loads(notebook.read_text())["cells"][0]["source"])
+        assert re.match(rf"# {notebook.name[:2]} · \S", first), f"{notebook.name}: {first[:40]!r}"
+        assert "**Time.**" in first, f"{notebook.name}: no **Time.** paragraph in the first cell"
+        time = first[first.index("**Time.**"):].lower()
+        assert all(name in time for name in profiles.PROFILE_NAMES), f"{notebook.name}: {time[:80]!r}"
+
+
 def test_a_step_cap_shortens_training_and_nothing_else(monkeypatch):
     monkeypatch.setenv(profiles.PROFILE_VARIABLE, "full")
     monkeypatch.setenv(profiles.STEP_CAP_VARIABLE, "12")

@@ -33,6 +33,12 @@ def test_each_make_target_the_readme_names_exists():
     assert named and named <= targets, f"README names make targets that do not exist: {named - targets}"
 
 
+def test_the_lesson_table_names_every_lesson_notebook():
+    notebooks = {path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    listed = set(re.findall(r"^\| `(\d\d_\w+\.ipynb)` \|", README, flags=re.M))
+    assert notebooks and listed == notebooks, f"listed but missing: {listed - notebooks}; not listed: {notebooks - listed}"
+
+
 def test_the_quick_commands_run_as_written(tmp_path, monkeypatch):
     """synth, then train, gif and sample on what it wrote, with the README's own options (fewer steps)."""
     from facekit import data
