@@ -70,15 +70,7 @@ def main() -> None:
             contenders[f"engine dcgan ({precision}, XLA)"] = engine_step("dcgan", images, batch_size, precision,
                                                                          jit=True)
 
-    best = {name: float("inf") for name in contenders}
-    for _ in range(arguments.rounds):
-        for name, (step, _) in contenders.items():
-            for _ in range(2):
-                step()
-            started = time.perf_counter()
-            for _ in range(arguments.steps):
-                step()
-            best[name] = min(best[name], (time.perf_counter() - started) / arguments.steps)
+    best = best_seconds(contenders, arguments.rounds, arguments.steps)
 
     classic = best["classic loop (float32)"]
     print(f"GAN family, 64x64, filters {FILTERS}, batch {batch_size}: best of {arguments.rounds} rounds of "
@@ -91,6 +83,21 @@ def main() -> None:
     for name, seconds in best.items():
         real_images = contenders[name][1]
         print(f"| {name} | {real_images} | {seconds:.3f} | {real_images / seconds:.1f} | {classic / seconds:.2f}x |")
+
+
+def best_seconds(contenders: dict, rounds: int, steps: int) -> dict:
+    """{name: the best round's seconds per step} of contenders {name: (step, ...)}, timed in alternating rounds of
+    `steps` steps, each after 2 warm-up steps."""
+    best = {name: float("inf") for name in contenders}
+    for _ in range(rounds):
+        for name, (step, _) in contenders.items():
+            for _ in range(2):
+                step()
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - started) / steps)
+    return best
 
 
 def engine_step(name: str, images, batch_size: int, precision: str, jit: bool = False):

@@ -16,7 +16,6 @@ schedule takes at these times to grow and stabilise once.
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench_gan_family import IMAGES, RESOLUTION, cpu_flags, cpu_model, engine_step  # noqa: E402
+from bench_gan_family import IMAGES, RESOLUTION, best_seconds, cpu_flags, cpu_model, engine_step  # noqa: E402
 from facekit import data  # noqa: E402
 from facekit.models import dcgan, progan  # noqa: E402
 from facekit.training import resolve_precision  # noqa: E402
@@ -53,15 +52,7 @@ def main() -> None:
     contenders[f"dcgan {RESOLUTION}x{RESOLUTION}"] = engine_step("dcgan", dcgan_faces, dcgan_batch_size,
                                                                  config.precision)
 
-    best = {name: float("inf") for name in contenders}
-    for _ in range(arguments.rounds):
-        for name, (step, _) in contenders.items():
-            for _ in range(2):
-                step()
-            started = time.perf_counter()
-            for _ in range(arguments.steps):
-                step()
-            best[name] = min(best[name], (time.perf_counter() - started) / arguments.steps)
+    best = best_seconds(contenders, arguments.rounds, arguments.steps)
 
     reference = best[f"dcgan {RESOLUTION}x{RESOLUTION}"]
     print(f"Progressive GAN by resolution beside DCGAN at {RESOLUTION}x{RESOLUTION}: best of {arguments.rounds} "
