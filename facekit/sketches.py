@@ -28,8 +28,8 @@ XDOG_TAU = 0.98
 XDOG_PHI = 200.0
 XDOG_EPSILON = -0.004  # luminance in [0, 1]; lower draws fewer lines
 XDOG_SPECK_PIXELS = 3  # line pieces of this many pixels or fewer (8-connected) are removed
-# Training sketches ("xdog") draw, per image, sigma log-uniformly in [XDOG_SIGMA / 1.25, XDOG_SIGMA * 1.25] and, for
-# half of the images, lines thickened by one pixel (a 2x2 dilation at 64x64).
+# Training sketches ("xdog") draw, per image, sigma log-uniformly in [sigma / SIGMA_JITTER, sigma * SIGMA_JITTER]
+# and, for THICK_LINE_SHARE of the images, lines thickened by one pixel (a 2x2 dilation at 64x64).
 SIGMA_JITTER = 1.15
 THICK_LINE_SHARE = 1 / 3
 CANNY_SIGMA = 1.0
