@@ -24,7 +24,6 @@ and the reason in `Faces.skipped` (or a CelebAError at the first problem with st
 
 import collections
 import concurrent.futures
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -45,7 +44,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from facekit.files import write_atomically, write_text_atomically
+from facekit.files import folder_lock, remove_abandoned_temporaries, write_atomically, write_text_atomically
 
 DATA_DIR = Path(os.environ.get("FACEKIT_DATA") or Path(__file__).resolve().parents[1] / "data")
 DEFAULT_SYNTHETIC_COUNT = 5000
@@ -282,7 +281,7 @@ def prepare(source=None, resolution: int = 64, crop: str = DEFAULT_CROP, strict:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     stem = Path(cache_dir or DATA_DIR / "cache") / f"{source.stem}-{resolution}px-{crop}-{digest}"
     stem.parent.mkdir(parents=True, exist_ok=True)
-    with _cache_lock(stem):  # one process builds in a cache at a time; the others wait, then load what it built
+    with folder_lock(stem.parent):  # one process builds in a cache at a time; the others wait, then load what it built
         cached = _load_cache(stem, key) or _build_cache(stem, key, listing, entries, label_files, crop, resolution,
                                                         strict, progress, workers)
     _check_strict(cached.skipped, strict)
@@ -670,8 +669,7 @@ def _describe(error: Exception) -> str:
 def _build_cache(stem, key, listing, entries, label_files, crop, resolution, strict, progress, workers) -> Faces:
     """Decode `entries` into the cache entry `stem` (removing the temporary files of a prepare that was killed)."""
     for suffix in (".npy", ".labels.npz", ".json"):
-        for stale in stem.parent.glob(f".{stem.name}{suffix}.*"):
-            stale.unlink(missing_ok=True)
+        remove_abandoned_temporaries(_cache_file(stem, suffix))
     problems = list(listing.problems)
     labels = _read_labels(label_files, [filename for filename, _ in entries], problems)
     _check_strict(problems, strict)
@@ -717,20 +715,3 @@ def _write_cache_labels(stem: Path, key: dict, kept, labels, rows, problems) -> 
 
 def _cache_file(stem: Path, suffix: str) -> Path:
     return stem.parent / (stem.name + suffix)
-
-
-@contextlib.contextmanager
-def _cache_lock(stem: Path):
-    """Hold an exclusive lock on the cache folder of `stem` while the block runs (a lock on the folder itself, so
-    that nothing is left in it); without fcntl (Windows) there is no lock, and two prepares should not run at once."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    descriptor = os.open(stem.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)

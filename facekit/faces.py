@@ -123,6 +123,25 @@ def identify(embeddings, training_embeddings, tolerance: float = MATCH_TOLERANCE
     return distance < tolerance, nearest, distance
 
 
+def same_person_share(outputs, truth, tolerance: float = MATCH_TOLERANCE) -> tuple[float, int]:
+    """(share, pairs): among the pairs (outputs[i], truth[i]) in which dlib finds a face in both, the share whose
+    embeddings are closer than `tolerance` (same person), NaN when there is no such pair; and how many pairs those are.
+
+    outputs, truth: images uint8 [N, H, W, 3] (or float in [-1, 1]), embedded with face_embeddings, or their
+    face_embeddings [N, 128] (NaN rows: no face). Two photos of one real person at the same resolution give the
+    share that a model's outputs can be held to.
+    """
+    outputs, truth = _embedded(outputs, "outputs"), _embedded(truth, "truth")
+    if outputs.shape != truth.shape:
+        raise ValueError(f"same_person_share: outputs and truth hold {len(outputs)} and {len(truth)} faces; expected "
+                         f"one of each per pair")
+    pairs = has_face(outputs) & has_face(truth)
+    if not pairs.any():
+        return np.nan, 0
+    distances = np.linalg.norm(outputs[pairs] - truth[pairs], axis=1)
+    return float((distances < tolerance).mean()), int(pairs.sum())
+
+
 def detection_report(embeddings, training_embeddings, tolerance: float = MATCH_TOLERANCE) -> DetectionReport:
     """The published table's counts for one set, from face_embeddings(...) of it and of the training images."""
     identified, _, _ = identify(embeddings, training_embeddings, tolerance)
@@ -200,6 +219,17 @@ def _embed_chunk_with_upsample(arguments) -> np.ndarray:
             landmarks = models["landmarks"](image, largest)
             embeddings[index] = np.asarray(models["embedding"].compute_face_descriptor(image, landmarks), np.float32)
     return embeddings
+
+
+def _embedded(images_or_embeddings, name: str) -> np.ndarray:
+    """float64 [N, 128] embeddings: given as such, or computed from images [N, H, W, 3]."""
+    values = np.asarray(images_or_embeddings)
+    if values.ndim == 4:
+        return face_embeddings(values).astype(np.float64)
+    if values.ndim == 2 and values.shape[1] == EMBEDDING_SIZE:
+        return values.astype(np.float64)
+    raise ValueError(f"same_person_share: {name} should be images [N, H, W, 3] or face embeddings [N, "
+                     f"{EMBEDDING_SIZE}], got shape {list(values.shape)}")
 
 
 def _concatenate(results) -> np.ndarray:

@@ -1,5 +1,7 @@
-"""Atomic file writing: readers see the old file or the whole new one, never half of it."""
+"""Atomic file writing: readers see the old file or the whole new one, never half of it; a lock for a folder's
+writers."""
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -34,3 +36,30 @@ def write_atomically(path, write) -> Path:
 def write_text_atomically(path, text: str) -> Path:
     """Write a text file atomically."""
     return write_atomically(path, lambda temporary: Path(temporary).write_text(text))
+
+
+def remove_abandoned_temporaries(path) -> None:
+    """Delete the temporary files that write_atomically(path, ...) calls killed before their rename left behind.
+
+    Call it only while no other process writes `path` (under folder_lock).
+    """
+    path = Path(path)
+    for abandoned in path.parent.glob(f".{path.name}.*"):
+        abandoned.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold an exclusive lock on `folder` while the block runs (a lock on the folder itself, so that nothing is left
+    in it); without fcntl (Windows) there is no lock, and two writers should not run at once."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

@@ -249,17 +249,13 @@ def _unit(vector, caller: str) -> np.ndarray:
 
 
 def _same_person(before_embeddings, after_embeddings, count: int):
-    """(fraction of detected pairs closer than faces.MATCH_TOLERANCE, or NaN; number of detected pairs)."""
+    """faces.same_person_share of the embeddings [count, 128] before and after an edit; (NaN, 0) without them."""
     if before_embeddings is None and after_embeddings is None:
         return np.nan, 0
     if before_embeddings is None or after_embeddings is None:
         raise ValueError("edit_effects: give both before_embeddings and after_embeddings, or neither")
     before, after = np.asarray(before_embeddings, np.float64), np.asarray(after_embeddings, np.float64)
-    if before.shape != after.shape or len(before) != count:
+    if before.shape != after.shape or before.shape != (count, faces.EMBEDDING_SIZE):
         raise ValueError(f"edit_effects: expected embeddings [{count}, 128] before and after, got shapes "
                          f"{before.shape} and {after.shape}")
-    pairs = faces.has_face(before) & faces.has_face(after)
-    if not pairs.any():
-        return np.nan, 0
-    distances = np.linalg.norm(after[pairs] - before[pairs], axis=1)
-    return float((distances < faces.MATCH_TOLERANCE).mean()), int(pairs.sum())
+    return faces.same_person_share(before, after)

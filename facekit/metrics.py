@@ -1,4 +1,5 @@
-"""Numbers for generated faces: sliced Wasserstein distance, Fréchet and kernel distances, MS-SSIM, nearest neighbours.
+"""Numbers for generated faces: sliced Wasserstein distance, Fréchet and kernel distances, MS-SSIM, nearest neighbours,
+and PSNR / SSIM of outputs against their true images (super-resolution, sketch to face).
 
 Images are uint8 [N, H, W, 3] (floats in [-1, 1] are accepted and converted). Feature sets are float [N, D].
 Face detection and the dlib face-embedding space live in `facekit.faces`.
@@ -36,6 +37,17 @@ FACE_KID_SCALE = 2.2
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_FILTER_SIZE = 7
 MS_SSIM_FILTER_SIGMA = 1.5 * 7 / 11
+
+# PSNR and SSIM against true images as super-resolution papers report them (SRGAN, EDSR): on the luminance Y of
+# ITU-R BT.601 in studio range, Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 for R, G, B in 0..255 (MATLAB's
+# rgb2ycbcr; Y in 16..235, not rounded), peak 255, with a border of pixels cropped; tf.image.ssim's 11-tap Gaussian
+# filter (sigma 1.5). A pair of identical images would have PSNR inf: it counts as PSNR_CAP, above any other pair of
+# 8-bit 64x64 RGB images (one value off by one: 89 dB).
+LUMINANCE_WEIGHTS = (65.481 / 255, 128.553 / 255, 24.966 / 255)
+LUMINANCE_OFFSET = 16.0
+PSNR_BORDER = 4
+PSNR_CAP = 100.0
+SSIM_FILTER_SIZE = 11
 
 INCEPTION_RESOLUTION = 299
 INCEPTION_WEIGHTS_ADVICE = (
@@ -277,6 +289,34 @@ def mean_pairwise_ms_ssim(images, pairs: int = 1000, seed: int = 0, batch_size: 
     return float(np.mean(np.concatenate(scores)))
 
 
+def psnr_ssim(outputs, truth, border: int = PSNR_BORDER) -> dict[str, float]:
+    """Mean PSNR (dB, each pair capped at PSNR_CAP) and SSIM of outputs against truth, on the BT.601 luminance and
+    on RGB, `border` pixels cropped from every side: {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}.
+
+    outputs, truth: uint8 [N, H, W, 3] (floats in [-1, 1] are rounded to uint8 first, as saving them would); higher
+    is closer. See LUMINANCE_WEIGHTS for the luminance.
+    """
+    import tensorflow as tf
+
+    outputs, truth = data.to_uint8(outputs), data.to_uint8(truth)
+    if outputs.shape != truth.shape or outputs.ndim != 4 or outputs.shape[-1] != 3:
+        raise ValueError(f"psnr_ssim: expected outputs and truth of one shape [N, H, W, 3], got {list(outputs.shape)} "
+                         f"and {list(truth.shape)}")
+    cropped = min(outputs.shape[1:3]) - 2 * border
+    if border < 0 or cropped < SSIM_FILTER_SIZE:
+        raise ValueError(f"psnr_ssim: border={border} leaves {cropped} pixels of {outputs.shape[1]}x"
+                         f"{outputs.shape[2]} images; SSIM needs at least {SSIM_FILTER_SIZE}")
+    inside = (slice(None), slice(border, outputs.shape[1] - border), slice(border, outputs.shape[2] - border))
+    result = {}
+    for name, convert in (("y", _luminance), ("rgb", lambda images: images)):
+        a = convert(tf.constant(outputs[inside], tf.float32))
+        b = convert(tf.constant(truth[inside], tf.float32))
+        result[f"psnr_{name}"] = float(tf.reduce_mean(tf.minimum(tf.image.psnr(a, b, max_val=255.0), PSNR_CAP)))
+        result[f"ssim_{name}"] = float(tf.reduce_mean(tf.image.ssim(a, b, max_val=255.0,
+                                                                    filter_size=SSIM_FILTER_SIZE)))
+    return result
+
+
 def nearest_neighbours(queries, references, k: int = 5, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest references of each query by Euclidean distance: (indices int [M, k], distances float32 [M, k]).
 
@@ -328,6 +368,14 @@ def _pyramid_up(images: np.ndarray) -> np.ndarray:
     spread[:, ::2, ::2] = images
     spread = scipy.ndimage.convolve1d(spread, _BINOMIAL * 2, axis=1, mode="mirror")
     return scipy.ndimage.convolve1d(spread, _BINOMIAL * 2, axis=2, mode="mirror")
+
+
+def _luminance(images):
+    """BT.601 studio-range luminance [N, H, W, 1] (16..235) of RGB float pixels [N, H, W, 3] in 0..255."""
+    import tensorflow as tf
+
+    weights = tf.constant(LUMINANCE_WEIGHTS, images.dtype)
+    return LUMINANCE_OFFSET + tf.reduce_sum(images * weights, axis=-1, keepdims=True)
 
 
 def _as_float_pixels(images) -> np.ndarray:

@@ -80,6 +80,36 @@ def test_memorisation_counts_samples_nearer_a_training_face_than_the_unseen_peop
         faces.memorisation(samples, training, unseen[100:])
 
 
+def test_same_person_share_counts_only_pairs_with_a_face_on_both_sides():
+    outputs = np.zeros((5, 128))
+    truth = np.zeros((5, 128))  # float64: a distance of exactly 0.6
+    truth[0, 0], truth[1, 0], truth[2, 3] = 0.5, 0.6, 0.9  # same person; at the tolerance (not within); another
+    outputs[3] = np.nan  # no face in the output
+    truth[4] = np.nan  # no face in the true image
+    assert faces.same_person_share(outputs, truth) == (pytest.approx(1 / 3), 3)
+    assert faces.same_person_share(outputs, truth, tolerance=0.95) == (1.0, 3)
+    share, pairs = faces.same_person_share(outputs[3:], truth[3:])
+    assert np.isnan(share) and pairs == 0
+    with pytest.raises(ValueError, match="5 and 4 faces"):
+        faces.same_person_share(outputs, truth[:4])
+    with pytest.raises(ValueError, match=r"truth should be images \[N, H, W, 3\] or face embeddings"):
+        faces.same_person_share(outputs, truth[:, :64])
+
+
+def test_same_person_share_embeds_images_itself():
+    noise = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    share, pairs = faces.same_person_share(noise, noise)
+    assert np.isnan(share) and pairs == 0
+
+
+@needs_celeba
+def test_same_person_share_of_real_faces_against_themselves_and_against_others():
+    images = celeba_faces(8)
+    assert faces.same_person_share(images, images[:, :, ::-1]) == (1.0, 8)  # mirrored: the same people
+    share, pairs = faces.same_person_share(images, np.roll(images, 1, axis=0))  # each against another person
+    assert pairs == 8 and share <= 0.25
+
+
 @needs_celeba
 def test_real_celeba_faces_are_detected_at_64_and_recognised_as_themselves():
     images = celeba_faces(12)

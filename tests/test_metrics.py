@@ -295,3 +295,62 @@ def test_nearest_neighbours_match_brute_force_and_the_grid_puts_the_query_first(
     assert grid.shape == (5 * (8 + padding) + padding, 4 * (8 + padding) + padding, 3)
     np.testing.assert_array_equal(grid[padding : padding + 8, padding : padding + 8], queries[0])
     np.testing.assert_array_equal(grid[padding : padding + 8, 2 * padding + 8 : 2 * padding + 16], references[4])
+
+
+def test_psnr_of_a_known_error_on_the_bt601_luminance_and_on_rgb():
+    truth = np.full((3, 32, 32, 3), 100, np.uint8)
+    red = truth.copy()
+    red[..., 0] += 10  # Y moves by 10 * 65.481 / 255; the RGB error is 10 in one channel of three
+    scores = metrics.psnr_ssim(red, truth)
+    assert scores["psnr_y"] == pytest.approx(20 * np.log10(255 / (10 * 65.481 / 255)), abs=1e-3)  # 39.94 dB
+    assert scores["psnr_rgb"] == pytest.approx(10 * np.log10(255**2 / (100 / 3)), abs=1e-3)  # 32.90 dB
+    grey = truth.copy()
+    grey[..., :] += 10  # all three channels: Y moves by 10 * 219 / 255 (studio range), RGB by 10 everywhere
+    scores = metrics.psnr_ssim(grey, truth)
+    assert scores["psnr_y"] == pytest.approx(20 * np.log10(255 / (10 * 219 / 255)), abs=1e-3)
+    assert scores["psnr_rgb"] == pytest.approx(20 * np.log10(255 / 10), abs=1e-3)
+
+
+def test_identical_images_score_the_psnr_cap_and_ssim_one_and_floats_are_read_as_pixels():
+    images = smooth_images(2, 32, seed=0)
+    assert metrics.psnr_ssim(images, images) == {"psnr_y": metrics.PSNR_CAP, "ssim_y": 1.0,
+                                                  "psnr_rgb": metrics.PSNR_CAP, "ssim_rgb": 1.0}
+    # one pair identical, one 20 dB off: the mean of 100 and 20
+    other = images.copy()
+    other[1] = np.clip(images[1].astype(int) + 25.5, 0, 255).astype(np.uint8)
+    assert metrics.psnr_ssim(other, images)["psnr_rgb"] == pytest.approx((metrics.PSNR_CAP + 20.0) / 2, abs=0.2)
+    as_floats = images.astype(np.float32) / 127.5 - 1
+    assert metrics.psnr_ssim(as_floats, images)["psnr_rgb"] == metrics.PSNR_CAP
+
+
+def test_psnr_and_ssim_leave_out_the_border():
+    truth = smooth_images(2, 32, seed=1)
+    framed = truth.copy()
+    framed[:, :4], framed[:, -4:], framed[:, :, :4], framed[:, :, -4:] = 0, 0, 255, 255  # errors in the border only
+    scores = metrics.psnr_ssim(framed, truth, border=4)
+    assert scores["psnr_y"] == scores["psnr_rgb"] == metrics.PSNR_CAP and scores["ssim_y"] == 1.0
+    uncropped = metrics.psnr_ssim(framed, truth, border=0)
+    assert uncropped["psnr_rgb"] < 20 and uncropped["ssim_rgb"] < 0.9
+    with pytest.raises(ValueError, match="border=11 leaves 10 pixels"):
+        metrics.psnr_ssim(truth, truth, border=11)
+    with pytest.raises(ValueError, match=r"one shape.*\[2, 32, 32, 3\] and \[1, 32, 32, 3\]"):
+        metrics.psnr_ssim(truth, truth[:1])
+
+
+def test_ssim_matches_scikit_image_with_the_reference_gaussian_window():
+    from skimage.metrics import structural_similarity
+
+    truth = smooth_images(3, 40, seed=2)
+    noisy = np.clip(truth + np.random.default_rng(0).normal(0, 12, truth.shape), 0, 255).astype(np.uint8)
+    weights = np.array([65.481, 128.553, 24.966]) / 255
+    inside = (slice(4, 36), slice(4, 36))
+    expected_y = [structural_similarity(16 + a[inside] @ weights, 16 + b[inside] @ weights, data_range=255,
+                                        gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+                  for a, b in zip(noisy.astype(float), truth.astype(float))]
+    expected_rgb = [structural_similarity(a[inside], b[inside], data_range=255, channel_axis=-1,
+                                          gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+                    for a, b in zip(noisy.astype(float), truth.astype(float))]
+    scores = metrics.psnr_ssim(noisy, truth)
+    assert 0.3 < scores["ssim_y"] < 0.95
+    assert scores["ssim_y"] == pytest.approx(np.mean(expected_y), abs=2e-3)
+    assert scores["ssim_rgb"] == pytest.approx(np.mean(expected_rgb), abs=2e-3)
