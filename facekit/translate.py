@@ -95,10 +95,11 @@ def read_input(path, shape) -> tuple[np.ndarray, str | None]:
     height, width = pixels.shape[:2]
     if (height, width) == (size, size):
         return pixels, None
-    from facekit.models.image_to_image import resize_bicubic
+    from facekit import data, pairs
 
     warning = f"{path}: {width}x{height} resized to {size}x{size}, the model's input size"
-    return resize_bicubic(pixels[np.newaxis], size)[0], warning
+    resized = pairs.upsample_bicubic(data.to_float(pixels[np.newaxis]), size)  # antialiased when it shrinks
+    return data.to_uint8(np.asarray(resized))[0], warning
 
 
 def _on_white(image: Image.Image) -> np.ndarray:

@@ -56,8 +56,8 @@ class ImageToImageConfig(gan.GANConfig):
 
 class ImageToImageGAN(gan.GAN):
     """The engine with an image as the generator's input (see the module's docstring). The subclass defines
-    `conditions(images uint8 [N, R, R, 3]) -> uint8 [N, r, r, C]`; the generator reads "condition" (a dict of
-    named inputs when it has more than one), the discriminator whatever `discriminate` gives it."""
+    `conditions(faces) -> uint8 [N, r, r, C]`, the inputs made from faces (a data.Faces or uint8 [N, R, R, 3]); the
+    generator reads "condition" (and the other named inputs it has), the discriminator what `discriminate` gives."""
 
     def __init__(self, generator, discriminator, adversarial_weight: float, l1_weight: float, **kwargs):
         super().__init__(generator, discriminator, losses.LOSS_PAIRS["non_saturating"], **kwargs)
@@ -95,7 +95,7 @@ class ImageToImageGAN(gan.GAN):
     def training_batches(self, faces, config, start_step: int):
         """{"images": float32 [n_critic * B, R, R, 3], "condition": float32 [n_critic * B, r, r, C]} from
         `start_step` on, each a pure function of (seed, step); the inputs are made from all faces first."""
-        conditions = self.conditions(faces.images)
+        conditions = self.conditions(faces)
         stream = data.batch_dicts(faces.images, config.batch_size * self.n_critic, config.seed, start_step,
                                   labels=conditions)  # any array aligned with the images rides as "labels"
         return stream.map(lambda batch: {"images": batch["images"], "condition": batch["labels"] / 127.5 - 1})
@@ -160,17 +160,6 @@ class ImageToImageGAN(gan.GAN):
         if not isinstance(names, dict):
             return inputs["condition"]
         return {name: inputs[name] for name in names}
-
-
-def resize_bicubic(images, size: int, chunk: int = 1024) -> np.ndarray:
-    """uint8 [N, H, W, C] -> uint8 [N, size, size, C] by tf.image.resize (bicubic, antialiased), rounded and
-    clipped; `chunk` images at a time."""
-    parts = []
-    for start in range(0, len(images), chunk):
-        pixels = tf.cast(np.asarray(images[start : start + chunk]), tf.float32)
-        resized = tf.image.resize(pixels, (size, size), "bicubic", antialias=True)
-        parts.append(np.clip(np.rint(resized.numpy()), 0, 255).astype(np.uint8))
-    return np.concatenate(parts) if parts else np.zeros((0, size, size, images.shape[-1]), np.uint8)
 
 
 def mean_absolute_error(real_images, fake_images):

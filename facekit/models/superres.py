@@ -28,8 +28,9 @@ are known. They cost nothing to get and follow what the discriminator currently 
 as it trains; the classifier's are fixed and face-specific (hair, glasses, smile), but were learnt for 40
 attributes, not for texture. The lesson measures which helps.
 
-The inputs are the faces shrunk by 4 with tf.image.resize's bicubic, antialiased filter (what gives the bicubic
-baseline its input too), rounded to uint8 as a small face in a PNG would be.
+The inputs are the faces shrunk by 4 by facekit.pairs.downsample (tf.image.resize's bicubic, antialiased filter:
+the bicubic baseline, pairs.upsample_bicubic, starts from the same inputs), rounded to uint8 as a small face in a
+PNG would be.
 
 The CPU default (`SuperResolutionConfig`): 32 channels, 8 residual blocks, 16 faces a step.
 """
@@ -40,9 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facekit import data, gan
+from facekit import data, gan, pairs
 from facekit.models import dcgan, image_to_image
-from facekit.training import RunFolder, setting
+from facekit.training import RunFolder, as_faces, setting
 
 FACTOR = 4  # output size / input size
 CONTENT_NETWORKS = ("discriminator", "classifier")
@@ -161,10 +162,13 @@ class SuperResolutionGAN(image_to_image.ImageToImageGAN):
     def generator_terms_names(self) -> tuple:
         return super().generator_terms_names() + (("content",) if self.trains_discriminator else ())
 
-    def conditions(self, images) -> np.ndarray:
-        """The inputs of faces uint8 [N, R, R, 3]: uint8 [N, R/4, R/4, 3], shrunk by the bicubic antialiased
-        filter and rounded."""
-        return image_to_image.resize_bicubic(images, images.shape[1] // FACTOR)
+    def conditions(self, faces, chunk: int = 1024) -> np.ndarray:
+        """The inputs of faces (a data.Faces or uint8 [N, R, R, 3]): uint8 [N, R/4, R/4, 3], shrunk by
+        pairs.downsample (bicubic, antialiased) and rounded; `chunk` faces at a time."""
+        images = as_faces(faces).images
+        parts = [data.to_uint8(np.asarray(pairs.downsample(data.to_float(images[start : start + chunk]), FACTOR)))
+                 for start in range(0, len(images), chunk)]
+        return np.concatenate(parts)
 
     def discriminate(self, batch: dict, training: bool = False):
         """D's logit for the faces alone, as SRGAN's discriminator (the input is not read)."""
