@@ -29,11 +29,10 @@ class Translation:
     failures: list
 
 
-def translate_folder(run_dir, inputs, out_dir, seed: int = 0, step: int | None = None,
-                     stream=sys.stderr) -> Translation:
+def translate_folder(run_dir, inputs, out_dir, seed: int = 0, step: int | None = None) -> Translation:
     """Translate every image of the folder `inputs` with the run in run_dir (at its latest checkpoint, or at
     `step`; pix2pix's dropout drawn from `seed`) into out_dir/STEM.png. Warnings and failures are printed to
-    `stream` as they happen, one line each; a ValueError (or FileNotFoundError) for a folder with nothing to
+    stderr as they happen, one line each; a ValueError (or FileNotFoundError) for a folder with nothing to
     translate or a run that translates no images, before anything is written."""
     from facekit import evaluate, registry
     from facekit.models.image_to_image import ImageToImageGAN
@@ -61,10 +60,10 @@ def translate_folder(run_dir, inputs, out_dir, seed: int = 0, step: int | None =
                 image, warning = read_input(path, model.condition_shape)
             except ValueError as error:
                 failures.append(f"{path}: {error}")
-                print(f"skipped {failures[-1]}", file=stream)
+                print(f"skipped {failures[-1]}", file=sys.stderr)
                 continue
             if warning:
-                print(f"warning: {warning}", file=stream)
+                print(f"warning: {warning}", file=sys.stderr)
             stems[path.stem] = path.name
             chosen.append(path)
             images.append(image)
