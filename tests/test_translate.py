@@ -12,15 +12,10 @@ from PIL import Image
 from facekit import data, registry, sketches
 from facekit.cli import main
 
+pytestmark = pytest.mark.usefixtures("data_cache")
+
 TRAIN = ["--resolution", "32", "--steps", "2", "--batch-size", "4", "--generator-filters", "4", "--filters", "4",
          "--snapshot-every", "2", "--grid-size", "3", "--heldout", "0.25", "--precision", "float32"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def data_dir(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(data, "DATA_DIR", tmp_path_factory.mktemp("data"))
-        yield
 
 
 @pytest.fixture(scope="module")

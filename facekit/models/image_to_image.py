@@ -27,7 +27,6 @@ generator reads {"condition"} (and any other named inputs it has, such as pix2pi
 import dataclasses
 import math
 
-import keras
 import numpy as np
 import tensorflow as tf
 
