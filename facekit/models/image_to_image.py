@@ -7,6 +7,7 @@ copy), and the generator draws the face back from it:
     generator loss      l1_weight * mean|G(x) - y| + adversarial_weight * mean(softplus(-D(x, G(x))))
                         (+ a model's own terms: super-resolution's content loss)
     discriminator loss  mean(softplus(-D(x, y))) + mean(softplus(D(x, G(x))))    the non-saturating pair (BCE)
+                        (pix2pix's D reads the pair; super-resolution's, as SRGAN's, the face alone)
 
 With adversarial_weight 0 the generator trains alone on the L1 term, the baseline each GAN is measured against:
 the discriminator is never updated (nor read), and log.csv has no d_loss column.
@@ -72,9 +73,9 @@ class ImageToImageGAN(gan.GAN):
     @property
     def measure_columns(self) -> tuple:
         """D(x, y) and D(x, G(x)) when the discriminator trains, and each term of the generator's loss, unweighted."""
-        return (gan.MEASURE_COLUMNS if self.trains_discriminator else ()) + self.generator_terms_names()
+        return (gan.MEASURE_COLUMNS if self.trains_discriminator else ()) + self.generator_term_names()
 
-    def generator_terms_names(self) -> tuple:
+    def generator_term_names(self) -> tuple:
         """The names of `generator_terms`, in order."""
         return ("l1", "adversarial") if self.trains_discriminator else ("l1",)
 

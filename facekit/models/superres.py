@@ -163,8 +163,8 @@ class SuperResolutionGAN(image_to_image.ImageToImageGAN):
         self.init_from = init_from
         self.content_network = self.discriminator_features  # the classifier's instead, once attached
 
-    def generator_terms_names(self) -> tuple:
-        return super().generator_terms_names() + (("content",) if self.trains_discriminator else ())
+    def generator_term_names(self) -> tuple:
+        return super().generator_term_names() + (("content",) if self.trains_discriminator else ())
 
     def conditions(self, faces, chunk: int = 1024) -> np.ndarray:
         """The inputs of faces (a data.Faces or uint8 [N, R, R, 3]): uint8 [N, R/4, R/4, 3], shrunk by
