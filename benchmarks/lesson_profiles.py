@@ -232,7 +232,7 @@ def readme_table(results_dir: Path) -> str:
     profile's training counted in T4 minutes, and the peak memory of its full settings run for 12 steps."""
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from profile_compute import NOT_COUNTED, t4_minutes
+    from profile_compute import t4_minutes
 
     recorded = {name: json.loads(path.read_text()) if (path := results_dir / f"{name}.json").exists() else {}
                 for name in ("smoke", "laptop", "full-cap12")}
@@ -248,8 +248,7 @@ def readme_table(results_dir: Path) -> str:
                          ("" if done["status"] == "passed" else " (failed)") +
                          (f" (load {done['load']:.1f})" if done.get("load", 0) > 2.5 else ""))
         capped = recorded["full-cap12"].get(notebook.stem)
-        gpu_time = f"{gpu[notebook.stem]:.0f} min" if notebook.stem in gpu else \
-            NOT_COUNTED.get(notebook.stem, "no training")
+        gpu_time = f"{gpu[notebook.stem]:.0f} min" if notebook.stem in gpu else "no training"
         memory = f"{capped['peak_gb']:.1f} GB" if capped else ""
         lines.append(f"| {notebook.name} | {title} | {times[0]} | {times[1]} | {gpu_time} | {memory} |")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ import facekit  # noqa: E402,F401  (quiets TensorFlow's start-up notices)
 import numpy as np  # noqa: E402
 
 from facekit import attributes, compute, data, registry  # noqa: E402
-from facekit.models import vae  # noqa: E402
+from facekit.models import progan, vae  # noqa: E402
 
 # lesson: [(what, model, settings, steps)] per profile; settings as the lesson passes them
 LESSONS = {
@@ -40,6 +40,10 @@ LESSONS = {
         "08_latent_space": [("DCGAN", "dcgan", dict(resolution=32, filters=32, batch_size=64), 6000)],
         "09_evaluation": [("VAE", "vae", dict(resolution=64, filters=32, batch_size=64), 1200),
                           ("DCGAN", "dcgan", dict(resolution=64, filters=32, batch_size=64), 1600)],
+        "10_progressive": [(f"ProGAN to 32x32, {kind}", "progan", dict(resolution=32, filters=32, filter_base=512,
+                                                                        fade_images=15_000, stabilise_images=15_000,
+                                                                        grow=grow), 6566)
+                           for kind, grow in (("growing", True), ("not growing", False))],
     },
     "full": {
         "02_vae": [("VAE", "vae", dict(resolution=64, filters=64, batch_size=128), 10_000)],
@@ -54,13 +58,14 @@ LESSONS = {
         "08_latent_space": [("DCGAN", "dcgan", dict(resolution=64, filters=64, batch_size=128), 8000)],
         "09_evaluation": [("VAE", "vae", dict(resolution=64, filters=64, batch_size=128), 4000),
                           ("DCGAN", "dcgan", dict(resolution=64, filters=64, batch_size=128), 8000)],
+        "10_progressive": [(f"ProGAN to 128x128, {kind}", "progan", dict(resolution=128, filters=128,
+                                                                          filter_base=4096, latent_dim=128,
+                                                                          fade_images=30_000, stabilise_images=30_000,
+                                                                          grow=grow), 20_625)
+                           for kind, grow in (("growing", True), ("not growing", False))],
     },
 }
 
-# lessons that train but whose training facekit.compute cannot count yet: what the lesson table says instead
-NOT_COUNTED = {
-    "10_progressive": "not yet counted (facekit.compute cannot count a growing model's step)",
-}
 
 
 def main() -> None:
@@ -73,24 +78,48 @@ def main() -> None:
     print(f"assumed T4-class GPU: {compute.T4_MULTIPLY_ADDS_PER_SECOND / 1e12:g} T multiply-adds a second; "
           f"this CPU: {cpu_rate / 1e9:.0f} G a second")
     for profile in arguments.profiles:
-        print(f"\n{profile} profile\n| lesson | training | G multiply-adds a step | steps | T multiply-adds | "
+        print(f"\n{profile} profile\n| lesson | training | G multiply-adds a step (mean) | steps | T multiply-adds | "
               "T4 minutes | this CPU's minutes |\n|---|---|---:|---:|---:|---:|---:|")
         for lesson, runs in LESSONS[profile].items():
             total = 0
             for what, name, settings, steps in runs:
-                per_step = step_multiply_adds(name, settings)
-                total += per_step * steps
-                print(f"| {lesson} | {what} | {per_step / 1e9:.1f} | {steps:,} | {per_step * steps / 1e12:.1f} | "
-                      f"{per_step * steps / compute.T4_MULTIPLY_ADDS_PER_SECOND / 60:.1f} | "
-                      f"{per_step * steps / cpu_rate / 60:.1f} |")
+                work = training_multiply_adds(name, settings, steps)
+                total += work
+                print(f"| {lesson} | {what} | {work / steps / 1e9:.1f} | {steps:,} | {work / 1e12:.1f} | "
+                      f"{work / compute.T4_MULTIPLY_ADDS_PER_SECOND / 60:.1f} | {work / cpu_rate / 60:.1f} |")
             print(f"| **{lesson}** | **all** | | | **{total / 1e12:.1f}** | "
                   f"**{total / compute.T4_MULTIPLY_ADDS_PER_SECOND / 60:.0f}** | **{total / cpu_rate / 60:.0f}** |")
 
 
 def t4_minutes(profile: str = "full") -> dict[str, float]:
     """Each lesson's counted training work in `profile`, in minutes on a T4-class GPU at the assumed rate."""
-    return {lesson: sum(step_multiply_adds(name, settings) * steps for _, name, settings, steps in runs)
+    return {lesson: sum(training_multiply_adds(name, settings, steps) for _, name, settings, steps in runs)
             / compute.T4_MULTIPLY_ADDS_PER_SECOND / 60 for lesson, runs in LESSONS[profile].items()}
+
+
+def training_multiply_adds(name: str, settings: dict, steps: int) -> int:
+    """The multiply-adds of `steps` training steps of registry model `name` with `settings`."""
+    if name == "progan":
+        return progan_multiply_adds(settings, steps)
+    return step_multiply_adds(name, settings) * steps
+
+
+def progan_multiply_adds(settings: dict, steps: int) -> int:
+    """`steps` steps of a ProGAN run: at each phase of its schedule, the phase's steps times the step of its
+    resolution (counted from the traced networks, both fade paths included, as every step above 4x4 runs them)."""
+    config = registry.model("progan").config(precision="float32", steps=steps, **settings)
+    model = progan.build(config)
+    total = 0
+    for phase in progan.Schedule.of(config).phases:
+        phase_steps = min(steps, phase.start + (phase.steps or steps)) - phase.start
+        if phase_steps <= 0:
+            break
+        batch = np.zeros((config.group_size, phase.resolution, phase.resolution, 3), np.float32)
+        noise = np.zeros((config.group_size, config.latent_dim), np.float32)
+        g = compute.traced_multiply_adds(lambda z: model.generator(z, resolution=phase.resolution), noise)
+        d = compute.traced_multiply_adds(model.discriminator, batch)
+        total += phase_steps * compute.gan_step_work(g, d, phase.batch_size, config.n_critic, gradient_penalty=True)
+    return total
 
 
 def step_multiply_adds(name: str, settings: dict) -> int:

@@ -3,12 +3,15 @@
 Profiles are sized by this count, not by hope: a lesson's training work is its steps times the multiply-adds of
 one step, and the time it takes is that work over a device's sustained rate (measured on a CPU; assumed, and said,
 for a GPU the kit cannot run here). Only Dense, Conv2D and Conv2DTranspose layers are counted: they are nearly all
-of a convolutional network's arithmetic (activations, normalisation and additions are left out).
+of a convolutional network's arithmetic (activations, normalisation and additions are left out). A network with a
+symbolic graph is counted from its layers (`forward_multiply_adds`); one that runs different layers at different
+calls (the growing networks of facekit.models.progan) from the graph that one call traces (`traced_multiply_adds`).
 """
 
 import math
 
 import keras
+import tensorflow as tf
 
 # What the full profile's estimates assume of one T4-class GPU under mixed float16: 2e12 multiply-adds a second
 # sustained (4 TFLOP/s: half its float32 peak, a sixteenth of its tensor cores' 65 TFLOP/s, since small
@@ -34,6 +37,25 @@ def forward_multiply_adds(model: keras.Model) -> int:
     return int(total)
 
 
+def traced_multiply_adds(function, *inputs) -> int:
+    """Multiply-adds per example of `function(*inputs)` (inputs with a batch dimension first), read from the graph
+    that one call traces: its convolutions (Conv2D; Conv2DBackpropInput, a transposed convolution, counted at its
+    input positions as forward_multiply_adds does) and matrix products (MatMul, BatchMatMulV2)."""
+    graph = tf.function(function).get_concrete_function(*inputs).graph
+    total = 0
+    for operation in graph.get_operations():
+        if operation.type == "Conv2D":
+            total += math.prod(operation.outputs[0].shape) * math.prod(operation.inputs[1].shape[:3])
+        elif operation.type == "Conv2DBackpropInput":  # inputs: output size, kernel [h, w, out, in], the input
+            total += math.prod(operation.inputs[2].shape) * math.prod(operation.inputs[1].shape[:3])
+        elif operation.type in ("MatMul", "BatchMatMulV2"):
+            left = operation.inputs[0].shape
+            inner = left[-2] if operation.get_attr("transpose_a" if operation.type == "MatMul" else "adj_x") \
+                else left[-1]
+            total += math.prod(operation.outputs[0].shape) * inner
+    return int(total) // int(inputs[0].shape[0])
+
+
 def supervised_step_multiply_adds(model: keras.Model, batch_size: int) -> int:
     """One optimizer step of a network trained on its own output (a classifier, an autoencoder, a VAE's encoder
     and decoder): a forward pass and its backward pass, taken as twice the forward, for each example."""
@@ -46,7 +68,14 @@ def gan_step_multiply_adds(generator: keras.Model, discriminator: keras.Model, b
     of G) and training D on B real and B fake images (forward and backward, 3 passes' worth), plus the gradient
     penalty's pass over B interpolates and its double backward (another 3 passes), then one generator update
     through D on the last fakes (G's backward, 2 passes, and D forward and backward, 3)."""
-    g, d = forward_multiply_adds(generator), forward_multiply_adds(discriminator)
+    return gan_step_work(forward_multiply_adds(generator), forward_multiply_adds(discriminator), batch_size, n_critic,
+                         gradient_penalty)
+
+
+def gan_step_work(generator_forward: int, discriminator_forward: int, batch_size: int, n_critic: int = 1,
+                  gradient_penalty: bool = False) -> int:
+    """gan_step_multiply_adds from the networks' forward multiply-adds per example (counted either way)."""
+    g, d = generator_forward, discriminator_forward
     critic_update = g + 3 * d * 2 + (3 * d if gradient_penalty else 0)
     generator_update = 2 * g + 3 * d
     return (n_critic * critic_update + generator_update) * batch_size

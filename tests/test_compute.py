@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from facekit import compute
-from facekit.models import dcgan
+from facekit.models import dcgan, progan
 
 
 def tiny_network() -> keras.Model:
@@ -44,3 +44,23 @@ def test_engine_step_counts_each_pass():
 def test_describe_gives_work_and_minutes():
     line = compute.describe(int(2e9), 6000, rate=1e11, device="a test device")
     assert line.startswith("6,000 steps x 2.0 G multiply-adds = 12 T; about 2 minutes on a test device")
+
+
+@pytest.mark.parametrize("network", ["tiny", "dcgan generator", "dcgan discriminator"])
+def test_the_traced_count_matches_the_layer_count(network):
+    model = {"tiny": tiny_network, "dcgan generator": lambda: dcgan.build_generator(32, 100, 8),
+             "dcgan discriminator": lambda: dcgan.build_discriminator(32, 8)}[network]()
+    inputs = keras.random.normal((2, *model.input_shape[1:]), seed=0)
+    assert compute.traced_multiply_adds(model, inputs) == compute.forward_multiply_adds(model)
+
+
+def test_the_traced_count_of_a_growing_generator_matches_its_hand_count():
+    """ProGAN's generator at 8x8 (latent 8, 8 channels), mid-fade: the 4x4 dense and 3x3 conv, the 8x8 block's two
+    3x3 convs, the 8x8 toRGB and the 4x4 toRGB the fade blends in; no symbolic graph to count from layers."""
+    generator = progan.Generator(resolution=8, latent_dim=8, filters=8, filter_base=64)
+    noise = keras.random.normal((4, 8), seed=0)
+    generator(noise, resolution=8, fade=0.5)
+    hand = 8 * 4 * 4 * 8 + 4 * 4 * 9 * 8 * 8 + 2 * 8 * 8 * 9 * 8 * 8 + 8 * 8 * 8 * 3 + 4 * 4 * 8 * 3
+    assert compute.traced_multiply_adds(lambda z: generator(z, resolution=8, fade=0.5), noise) == hand
+    at_four = 8 * 4 * 4 * 8 + 4 * 4 * 9 * 8 * 8 + 4 * 4 * 8 * 3
+    assert compute.traced_multiply_adds(lambda z: generator(z, resolution=4), noise) == at_four
