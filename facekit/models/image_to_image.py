@@ -13,8 +13,9 @@ With adversarial_weight 0 the generator trains alone on the L1 term, the baselin
 the discriminator is never updated (nor read), and log.csv has no d_loss column.
 
 Batches are dicts {"images": faces float32 [B, R, R, 3], "condition": inputs float32 [B, r, r, C]}, both in
-[-1, 1]: the inputs are made once from every training face (`conditions`, uint8, what a PNG given to `translate`
-holds) and ride beside their faces in data.batch_dicts' stream, so a batch is a pure function of (seed, step).
+[-1, 1], a pure function of (seed, step): the inputs are made once from every training face (`conditions`: uint8,
+what a PNG given to `translate` holds; pix2pix's sketches, cached beside the faces) and ride beside their faces in
+data.batch_dicts' stream, or are made from each batch's faces in the stream (super-resolution's, cheap to make).
 The snapshot grid, and so the GIF, shows rows of input | output | truth for the first faces of the run's held-out
 people (`heldout`, a tenth by default; the first training faces when none are held out), the inputs enlarged by
 nearest neighbours, so that a class watches the outputs sharpen on people the model never saw. Sampling

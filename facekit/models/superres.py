@@ -33,9 +33,9 @@ the bicubic baseline, pairs.upsample_bicubic, starts from the same inputs), roun
 PNG would be.
 
 The CPU default (`SuperResolutionConfig`): 32 channels, 8 residual blocks, 16 faces a step, 12,000 steps. A step of
-the L1 network takes 0.085 s at 16 -> 64 in mixed_bfloat16, one of the GAN version 0.19 s (the median of 100 steps
-after the trace, on this project's 2-core AMD EPYC at nice 19 while other jobs kept its load near 4-5: upper bounds):
-about 17 minutes of steps for the L1 network's default run, snapshots aside.
+the L1 network takes 0.09 s at 16 -> 64 in mixed_bfloat16 (0.085 and 0.093 in two runs), one of the GAN version
+0.19 s (the median of 100 steps after the trace, on this project's 2-core AMD EPYC at nice 19 while other jobs kept
+its load near 3.5-5: upper bounds): about 18 minutes of steps for the L1 network's default run, snapshots aside.
 """
 
 import dataclasses
@@ -76,7 +76,7 @@ class SuperResolutionConfig(image_to_image.ImageToImageConfig):
                                       "the content loss compares, with --content classifier")
     init_from: str = setting("", "a superres run folder whose (moving-average) generator this run starts from: "
                                  "an L1 run, to start the GAN version from it")
-    steps: int = setting(12_000, "training steps (12,000: about 17 minutes of the L1 network on 2 CPU cores)")
+    steps: int = setting(12_000, "training steps (12,000: about 18 minutes of the L1 network on 2 CPU cores)")
 
     def positive_fields(self) -> tuple:
         return super().positive_fields() + ("generator_filters", "residual_blocks")
@@ -167,12 +167,17 @@ class SuperResolutionGAN(image_to_image.ImageToImageGAN):
         return super().generator_term_names() + (("content",) if self.trains_discriminator else ())
 
     def conditions(self, faces, chunk: int = 1024) -> np.ndarray:
-        """The inputs of faces (a data.Faces or uint8 [N, R, R, 3]): uint8 [N, R/4, R/4, 3], shrunk by
-        pairs.downsample (bicubic, antialiased) and rounded; `chunk` faces at a time."""
+        """The inputs of faces (a data.Faces or uint8 [N, R, R, 3]): uint8 [N, R/4, R/4, 3] (`shrink`), `chunk`
+        faces at a time."""
         images = as_faces(faces).images
-        parts = [data.to_uint8(np.asarray(pairs.downsample(data.to_float(images[start : start + chunk]), FACTOR)))
-                 for start in range(0, len(images), chunk)]
-        return np.concatenate(parts)
+        return np.concatenate([data.to_uint8(np.asarray(shrink(data.to_float(images[start : start + chunk]))))
+                               for start in range(0, len(images), chunk)])
+
+    def training_batches(self, faces, config, start_step: int):
+        """The engine's batches of faces, each face's input made from it in the stream (`shrink`): {"images":
+        float32 [n_critic * B, R, R, 3], "condition": float32 [n_critic * B, R/4, R/4, 3]}."""
+        stream = data.batch_dicts(faces.images, config.batch_size * self.n_critic, config.seed, start_step)
+        return stream.map(lambda batch: {**batch, "condition": shrink(batch["images"])})
 
     def discriminate(self, batch: dict, training: bool = False):
         """D's logit for the faces alone, as SRGAN's discriminator (the input is not read)."""
@@ -221,6 +226,13 @@ class SuperResolutionGAN(image_to_image.ImageToImageGAN):
         self.generator.set_weights(weights)
         if self.generator_ema is not None:
             self.generator_ema.set_weights(weights)
+
+
+def shrink(faces):
+    """Faces float [N, R, R, 3] in [-1, 1] -> their inputs float32 [N, R/4, R/4, 3]: pairs.downsample (bicubic,
+    antialiased), rounded to the 256 levels of uint8 (data.to_uint8's), as a small face saved in a PNG is."""
+    levels = tf.round((pairs.downsample(faces, FACTOR) + 1) * 127.5)
+    return levels / 127.5 - 1
 
 
 def content_loss(network, real_images, fake_images):
