@@ -26,7 +26,7 @@ The discriminator's features are feature matching (Salimans et al. 2016, "Improv
 taken per pair as pix2pixHD does (Wang et al. 2018): each output is matched to its own true face, since the pairs
 are known. They cost nothing to get and follow what the discriminator currently tells real from fake, but they move
 as it trains; the classifier's are fixed and face-specific (hair, glasses, smile), but were learnt for 40
-attributes, not for texture. The lesson measures which helps.
+attributes, not for texture. Which gives better faces has not been measured yet.
 
 The inputs are the faces shrunk by 4 by facekit.pairs.downsample (tf.image.resize's bicubic, antialiased filter:
 the bicubic baseline, pairs.upsample_bicubic, starts from the same inputs), rounded to uint8 as a small face in a
