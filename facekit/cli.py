@@ -1,5 +1,5 @@
-"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif,sample,translate,evaluate,
-compare,attributes}`.
+"""The command line instructors and scripts use:
+`python -m facekit {synth,prepare,train,gif,sample,translate,evaluate,compare,attributes}`.
 
 `train MODEL` has one sub-command per model of facekit.registry, and one option per setting of its config class
 (with the class's default), so the command line never restates a default.
