@@ -35,6 +35,7 @@ COMMANDS = ("`.venv/bin/python benchmarks/readme_figures.py` after "
             "`.venv/bin/python benchmarks/lesson_profiles.py --profile laptop --measure`")
 GAN_LOSSES = ("dcgan", "lsgan", "wgan-gp", "hinge")
 GAMMAS = ("0.3", "0.5", "0.7")
+PROGRESSIVE = {"growing": "growing", "not growing": "not_growing"}  # lesson 10's runs: name -> folder
 EDITS = {"glasses.gif": "moved 0, 1, ..., 5 along the Eyeglasses direction",  # lesson 08: np.linspace(0, 5, 11)
          "aging.gif": "moved 0, -1, ..., -5 along Young"}
 
@@ -71,6 +72,7 @@ def figures() -> list:
         ("laptop_07_conditional.png", conditional, ["07_conditional/cgan"]),
         ("laptop_07_infogan.png", infogan, ["07_conditional/infogan"]),
         ("laptop_08_latent_space.png", latent_space, ["08_latent_space/dcgan"]),
+        ("laptop_10_progressive.png", progressive, [f"10_progressive/{folder}" for folder in PROGRESSIVE.values()]),
     ]
 
 
@@ -139,6 +141,14 @@ def latent_space(runs: Path) -> tuple:
         rows.append(row(frames[: len(frames) // 2 + 1 : 2], f"{name}: {EDITS[name]}", columns))
     alt = f"{len(tiles)} faces of lesson 08's DCGAN after {step} steps, laptop profile"
     return stack(rows), alt + "".join(f"; below, {name}'s face {EDITS[name]}" for name in edits)
+
+
+def progressive(runs: Path) -> tuple:
+    grids = {name: last_grid(runs / "10_progressive" / folder) for name, folder in PROGRESSIVE.items()}
+    picture = stack([row(tiles[:ROW], f"lesson 10: ProGAN {name}, {step} steps") for name, (tiles, step) in
+                     grids.items()])
+    return picture, (f"lesson 10's Progressive GAN, laptop profile: {ROW} faces each from the run that grew from 4x4 "
+                     f"to 32x32 and the same networks trained at 32x32 throughout, {grids['growing'][1]} steps each")
 
 
 def last_grid(run_dir: Path) -> tuple:
