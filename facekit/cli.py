@@ -1,5 +1,5 @@
-"""The command line instructors and scripts use: `python -m facekit {synth,prepare,train,gif,sample,evaluate,compare,
-attributes}`.
+"""The command line instructors and scripts use:
+`python -m facekit {synth,prepare,train,gif,sample,translate,evaluate,compare,attributes}`.
 
 `train MODEL` has one sub-command per model of facekit.registry, and one option per setting of its config class
 (with the class's default), so the command line never restates a default.
@@ -87,6 +87,17 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                         help="a saved checkpoint's step (a milestone, or one of the last 3; default: the latest)")
     sample.set_defaults(handler=run_sample)
 
+    translate = commands.add_parser("translate", help="apply an image-to-image run (pix2pix, superres) to a folder "
+                                                      "of sketches or small faces, one PNG per image")
+    translate.add_argument("run_dir", type=Path)
+    translate.add_argument("inputs", type=Path, help="folder of images (any size: resized to the model's input, "
+                                                     "with a warning)")
+    translate.add_argument("--out", type=Path, required=True, help="folder for the outputs: STEM.png per input")
+    translate.add_argument("--seed", type=int, default=0, help="seed of pix2pix's dropout noise")
+    translate.add_argument("--step", type=int, default=None,
+                           help="a saved checkpoint's step (a milestone, or one of the last 3; default: the latest)")
+    translate.set_defaults(handler=run_translate)
+
     measure = commands.add_parser("evaluate", help="measure generated faces against real ones (evaluation.csv/json)")
     measure.add_argument("target", type=Path, help="run folder (sampled at its latest checkpoint) or folder of images")
     if _wanted(argv, "evaluate"):
@@ -159,6 +170,17 @@ def run_sample(arguments) -> None:
     images = evaluate.sample_run(arguments.run_dir, arguments.count, seed=arguments.seed, step=arguments.step)
     evaluate.write_image_folder(images, arguments.out, overwrite=arguments.overwrite)
     print(f"wrote {len(images)} faces ({images.shape[2]}x{images.shape[1]}) to {arguments.out}")
+
+
+def run_translate(arguments) -> None:
+    from facekit import translate
+
+    result = translate.translate_folder(arguments.run_dir, arguments.inputs, arguments.out, seed=arguments.seed,
+                                        step=arguments.step)
+    total = len(result.written) + len(result.failures)
+    print(f"wrote {len(result.written)} of {total} images to {arguments.out}")
+    if result.failures:
+        raise ValueError(f"{len(result.failures)} of {total} inputs were skipped (each named above)")
 
 
 def run_evaluate(arguments) -> None:

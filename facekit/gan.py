@@ -21,10 +21,13 @@ A model with its own objective (BEGAN, the conditional models, InfoGAN) subclass
 overrides `fake_inputs` (what G is given at a training step), `sampling_inputs` and `control_inputs`. A model
 whose networks change during the run (Progressive GAN's, which grow) also overrides which variables each update
 trains (`discriminator_variables`, `generator_variables`), how the steps are counted (`steps_done`) and the
-batches it reads (`training_batches`).
-Real and fake sub-batches travel as dicts: real = {"images", and "labels" when the stream carries them},
-fake = {"images": G(inputs), and the inputs: "noise", "labels", "codes"}. Everything else (steps, noise,
-batches, resume, logs, snapshots, checkpoints, divergence stop, GIF, sampling) is shared and never copied.
+batches it reads (`training_batches`). An image-to-image model (pix2pix, super-resolution) reads its generator's
+input image from the batch, can train its generator alone (`trains_discriminator` False: no discriminator update,
+no d_loss column, `loss_columns`), and draws its snapshot grid as input | output | truth (`control_images`).
+Real and fake sub-batches travel as dicts: real = {"images", and "labels" or "condition" when the stream carries
+them}, fake = {"images": G(inputs), and the inputs: "noise", "labels", "codes", "condition"}. Everything else
+(steps, noise, batches, resume, logs, snapshots, checkpoints, divergence stop, GIF, sampling) is shared and never
+copied.
 """
 
 import contextlib
@@ -36,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from facekit import data, losses, progress
-from facekit.training import RunFolder, StepConfig, run_steps, setting, start_run
+from facekit.training import RunFolder, StepConfig, as_faces, run_steps, setting, split, start_run
 
 LOSS_COLUMNS = ("d_loss", "g_loss")
 MEASURE_COLUMNS = ("d_real", "d_fake")
@@ -102,7 +105,17 @@ class GAN(keras.Model):
     @property
     def log_columns(self) -> tuple:
         """The names `train_on_batch` returns, in log.csv's order: losses, then measures."""
-        return LOSS_COLUMNS + self.measure_columns
+        return self.loss_columns + self.measure_columns
+
+    @property
+    def loss_columns(self) -> tuple:
+        """The losses, plotted in losses.png's upper panel: d_loss (when the discriminator trains) and g_loss."""
+        return LOSS_COLUMNS if self.trains_discriminator else ("g_loss",)
+
+    @property
+    def trains_discriminator(self) -> bool:
+        """Whether a step updates the discriminator (n_critic times); a generator trained alone says False."""
+        return True
 
     @property
     def measure_columns(self) -> tuple:
@@ -130,9 +143,9 @@ class GAN(keras.Model):
 
     def generate(self, inputs, batch_size: int = 250) -> np.ndarray:
         """Images float32 [N, R, R, 3] in [-1, 1] from noise float [N, latent_dim] (or a dict of the generator's
-        inputs, each [N, ...]), in batches."""
-        inputs = {name: np.asarray(value, np.float32) for name, value in _as_inputs(inputs).items()}
-        count = len(inputs["noise"])
+        inputs, each [N, ...]: floats as float32, integers such as seeds kept), in batches."""
+        inputs = {name: _as_array(value) for name, value in _as_inputs(inputs).items()}
+        count = len(next(iter(inputs.values())))
         return np.concatenate([
             np.asarray(self({name: value[start : start + batch_size] for name, value in inputs.items()}))
             for start in range(0, count, batch_size)])
@@ -146,9 +159,14 @@ class GAN(keras.Model):
         """(inputs, columns) of the fixed snapshot grid: `grid_size` noise vectors from the run's seed, square."""
         return {"noise": progress.control_noise(grid_size, self.latent_dim, self.seed)}, None
 
-    def attach(self, run: RunFolder, faces=None) -> None:
-        """Keep or read what the model needs beside its checkpoint (with `faces`: at the start of training;
-        without: when loaded to sample). Nothing for a model on noise alone."""
+    def attach(self, run: RunFolder, faces=None, heldout=None) -> None:
+        """Keep or read what the model needs beside its checkpoint (with `faces`, the training faces, and
+        `heldout`, the held-out people's or None: at the start of training; without: when loaded to sample).
+        Nothing for a model on noise alone."""
+
+    def control_images(self, inputs: dict) -> np.ndarray:
+        """The snapshot grid's images float32 [N, R, R, 3] for the control inputs: what the generator draws."""
+        return self.generate(inputs)
 
     def training_labels(self, faces):
         """float32 [N, L] labels that ride with the training images in the batch stream; None: images alone."""
@@ -181,13 +199,15 @@ class GAN(keras.Model):
         split = {name: tf.split(values, self.n_critic) for name, values in batch.items()}
         real_batches = [{name: parts[index] for name, parts in split.items()} for index in range(self.n_critic)]
         step = self.steps_done()
-        for sub_step, real in enumerate(real_batches[:-1]):
+        for sub_step, real in enumerate(real_batches[:-1] if self.trains_discriminator else []):
             self.discriminator_update(real, self.fakes(step, sub_step, real, training=True), step, sub_step)
         real = real_batches[-1]
+        logs = {}
         with tf.GradientTape() as generator_tape:
             fake = self.fakes(step, self.n_critic - 1, real, training=True)
-            with generator_tape.stop_recording():
-                logs = self.discriminator_update(real, fake, step, self.n_critic - 1)
+            if self.trains_discriminator:
+                with generator_tape.stop_recording():
+                    logs = self.discriminator_update(real, fake, step, self.n_critic - 1)
             generator_loss, generator_logs = self.generator_loss(real, fake)
         variables = self.generator_variables(real)
         self.generator_optimizer.apply_gradients(zip(generator_tape.gradient(generator_loss, variables), variables))
@@ -196,7 +216,7 @@ class GAN(keras.Model):
         if self.generator_ema is not None:
             batch_size = tf.shape(real["images"])[0]
             self.update_moving_average(step * tf.cast(batch_size, tf.int64), batch_size)
-        return {name: logs[name] for name in LOSS_COLUMNS + self.measure_columns}
+        return {name: logs[name] for name in self.loss_columns + self.measure_columns}
 
     def steps_done(self):
         """Steps trained so far, int64 []: the generator optimizer's updates (one a step)."""
@@ -319,9 +339,10 @@ def train(faces, run_dir, config: GANConfig, build, resume: bool = False, show_p
 
     Resumable: resumed == uninterrupted, since batches, noise and penalties are pure functions of (seed, step).
     """
+    _, heldout = split(as_faces(faces), config)
     faces, config, run = start_run(faces, run_dir, config, resume)
     model = build(config)
-    model.attach(run, faces)
+    model.attach(run, faces, heldout)
     control, columns = model.control_inputs(config.grid_size)
 
     def step(_, batch):
@@ -332,9 +353,9 @@ def train(faces, run_dir, config: GANConfig, build, resume: bool = False, show_p
         return model.training_batches(faces, config, start_step)
 
     manager = run.checkpoint_manager(**model.checkpoint_items())
-    return run_steps(run, manager, batches, config, step, lambda: model.generate(control), list(LOSS_COLUMNS),
-                     resume, show_progress, config.model, measure_columns=model.measure_columns,
-                     grid_columns=columns)
+    return run_steps(run, manager, batches, config, step, lambda: model.control_images(control),
+                     list(model.loss_columns), resume, show_progress, config.model,
+                     measure_columns=model.measure_columns, grid_columns=columns)
 
 
 def load(run_dir, config_class: type, build, step: int | None = None) -> GAN:
@@ -392,10 +413,17 @@ def _as_inputs(inputs) -> dict:
     return inputs if isinstance(inputs, dict) else {"noise": inputs}
 
 
-def _latent_dim(generator: keras.Model) -> int:
+def _as_array(values) -> np.ndarray:
+    """An input batch as a NumPy array: integers (seeds) as they are, anything else float32."""
+    values = np.asarray(values)
+    return values if np.issubdtype(values.dtype, np.integer) else values.astype(np.float32)
+
+
+def _latent_dim(generator: keras.Model) -> int | None:
     """The length of the generator's noise vector: its `latent_dim` when it says (a subclassed model), else the
-    width of its noise input (the one named "noise" when it has several)."""
+    width of its noise input (the one named "noise" when it has several); None for a generator of images alone."""
     if hasattr(generator, "latent_dim"):
         return generator.latent_dim
     named = {tensor.name.split(":")[0]: tensor for tensor in generator.inputs}
-    return named.get("noise", generator.inputs[0]).shape[-1]
+    noise = named.get("noise", generator.inputs[0])
+    return noise.shape[-1] if len(noise.shape) == 2 else None

@@ -29,6 +29,10 @@ MODELS = {  # name: (module, summary), in teaching order
                                           "a Q head"),
     "progan": ("facekit.models.progan", "Progressive GAN: networks grown from 4x4 by fading in a block at each "
                                         "doubling (WGAN-GP with drift)"),
+    "pix2pix": ("facekit.models.pix2pix", "pix2pix: sketch -> face by a U-Net with a PatchGAN on (sketch, face) "
+                                          "pairs, adversarial + 100 * L1"),
+    "superres": ("facekit.models.superres", "x4 super-resolution: a residual network trained with L1, or as SRGAN "
+                                            "(adversarial + content loss)"),
     "attributes": ("facekit.attributes", "attribute classifier: a small CNN for CelebA's 40 attributes"),
 }
 

@@ -11,15 +11,15 @@ from facekit.training import RunFolder
 def test_every_model_is_registered_under_its_configs_name():
     models = registry.models()
     assert list(models) == ["pca", "vae", "dcgan", "lsgan", "wgan-gp", "hinge", "began", "cgan", "acgan",
-                            "infogan", "progan", "attributes"]
+                            "infogan", "progan", "pix2pix", "superres", "attributes"]
     for name, spec in models.items():
         assert spec.config().model == name
     with pytest.raises(ValueError, match="unknown model 'gan9000'; known: pca, vae, dcgan"):
         registry.model("gan9000")
 
 
-@pytest.mark.parametrize("name", ["vae", "dcgan", "wgan-gp", "began", "cgan", "acgan", "infogan", "progan", "pca",
-                                  "attributes"])
+@pytest.mark.parametrize("name", ["vae", "dcgan", "wgan-gp", "began", "cgan", "acgan", "infogan", "progan", "pix2pix",
+                                  "superres", "pca", "attributes"])
 def test_command_line_options_are_the_config_fields_with_their_defaults(name):
     spec = registry.model(name)
     parser = cli.build_parser()

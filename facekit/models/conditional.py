@@ -55,7 +55,7 @@ class ConditionalGAN(gan.GAN):
         self.label_vectors = None  # float32 [K, L]: the distinct label vectors of the training faces
         self.label_frequencies = None  # float64 [K]: how often each occurs (sums to 1)
 
-    def attach(self, run: RunFolder, faces=None) -> None:
+    def attach(self, run: RunFolder, faces=None, heldout=None) -> None:
         """With faces: record their labels' joint distribution in the run's labels.npz; without: read it."""
         path = run.path / LABELS_FILE
         if faces is not None:
