@@ -41,8 +41,8 @@ LESSONS = {
         "09_evaluation": [("VAE", "vae", dict(resolution=64, filters=32, batch_size=64), 1200),
                           ("DCGAN", "dcgan", dict(resolution=64, filters=32, batch_size=64), 1600)],
         "10_progressive": [(f"ProGAN to 32x32, {kind}", "progan", dict(resolution=32, filters=32, filter_base=512,
-                                                                        fade_images=15_000, stabilise_images=15_000,
-                                                                        grow=grow), 6566)
+                                                                        fade_images=12_800, stabilise_images=12_800,
+                                                                        grow=grow), 5600)
                            for kind, grow in (("growing", True), ("not growing", False))],
     },
     "full": {
