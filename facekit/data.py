@@ -328,8 +328,9 @@ def _is_file_backed(images) -> bool:
 
 
 def batch_dicts(images, batch_size: int, seed: int, start_step: int = 0, labels=None, images_before: int = 0):
-    """`batches` as dicts: {"images": float32 [B, H, W, 3]}, plus {"labels": float32 [B, L]} when `labels`
-    (an array [N, L] aligned with the images) is given, so that labels ride along with their images.
+    """`batches` as dicts: {"images": float32 [B, H, W, 3]}, plus {"labels": float32 [B, ...]} when `labels`
+    (an array [N, ...] aligned with the images: attribute vectors [N, L], or pix2pix's sketches [N, H, W, 1]) is
+    given, so that each row rides along with its image.
 
     images_before: images of the stream of epochs shown before this stream's step 0, so that a trainer whose batch
     size changes (Progressive GAN's) continues, at each new size, the one stream where the last size stopped:
