@@ -23,6 +23,20 @@ import numpy as np  # noqa: E402
 from facekit import attributes, compute, data, registry  # noqa: E402
 from facekit.models import progan, vae  # noqa: E402
 
+
+def image_to_image_runs(resolution, pix2pix_filters, pix2pix_steps, sr_filters, sr_blocks, sr_steps, sr_gan_steps):
+    """Lesson 11's runs (RESOLUTION, PIX2PIX_FILTERS, PIX2PIX_STEPS, SR_FILTERS, SR_BLOCKS, SR_STEPS, SR_GAN_STEPS;
+    BATCH_SIZE 16): pix2pix and its L1-only U-Net, the L1 super-resolution network, its GAN version and control."""
+    pix2pix = dict(resolution=resolution, generator_filters=pix2pix_filters, filters=pix2pix_filters, batch_size=16)
+    superres = dict(resolution=resolution, generator_filters=sr_filters, residual_blocks=sr_blocks, filters=sr_filters,
+                    batch_size=16)
+    return [("pix2pix", "pix2pix", pix2pix, pix2pix_steps),
+            ("L1-only U-Net", "pix2pix", {**pix2pix, "adversarial_weight": 0.0}, pix2pix_steps),
+            ("super-resolution, L1", "superres", superres, sr_steps),
+            ("super-resolution, GAN", "superres", {**superres, "adversarial_weight": 1e-3}, sr_gan_steps),
+            ("super-resolution, L1 control", "superres", superres, sr_gan_steps)]
+
+
 # lesson: [(what, model, settings, steps)] per profile; settings as the lesson passes them
 LESSONS = {
     "laptop": {
@@ -44,6 +58,8 @@ LESSONS = {
                                                                         fade_images=12_800, stabilise_images=12_800,
                                                                         grow=grow), 5600)
                            for kind, grow in (("growing", True), ("not growing", False))],
+        "11_image_to_image": image_to_image_runs(resolution=64, pix2pix_filters=32, pix2pix_steps=1_500, sr_filters=32,
+                                                 sr_blocks=8, sr_steps=2_000, sr_gan_steps=1_000),
     },
     "full": {
         "02_vae": [("VAE", "vae", dict(resolution=64, filters=64, batch_size=128), 10_000)],
@@ -63,8 +79,11 @@ LESSONS = {
                                                                           fade_images=30_000, stabilise_images=30_000,
                                                                           grow=grow), 20_625)
                            for kind, grow in (("growing", True), ("not growing", False))],
+        "11_image_to_image": image_to_image_runs(resolution=128, pix2pix_filters=64, pix2pix_steps=15_000,
+                                                 sr_filters=64, sr_blocks=16, sr_steps=20_000, sr_gan_steps=10_000),
     },
 }
+
 
 
 
@@ -134,6 +153,9 @@ def step_multiply_adds(name: str, settings: dict) -> int:
         return compute.supervised_step_multiply_adds(model.encoder, config.batch_size) + \
             compute.supervised_step_multiply_adds(model.decoder, config.batch_size)
     model = importlib.import_module(registry.MODELS[name][0]).build(config)
+    if not getattr(model, "trains_discriminator", True):  # an L1-only network: the generator trained alone
+        return compute.supervised_step_multiply_adds(model.generator, config.batch_size)
+    # (super-resolution's content loss also runs D on the true faces in the generator update: not counted, +3%)
     return compute.gan_step_multiply_adds(model.generator, model.discriminator, config.batch_size, config.n_critic,
                                           gradient_penalty=bool(getattr(model, "gradient_penalty_weight", 0)))
 
