@@ -174,7 +174,7 @@ def measure_superres(runs: dict, heldout: dict, classifier) -> dict:
     models = {row: registry.model("superres").load(runs[name].path) for row, name in SR_ROWS.items()}
     small = models["L1 network"].conditions(truth)
     heldout["small"] = small
-    heldout["bicubic"] = data.to_uint8(np.asarray(pairs.upsample_bicubic(data.to_float(small), truth.shape[1])))
+    heldout["bicubic"] = data.to_uint8(np.asarray(pairs.resize_bicubic(data.to_float(small), truth.shape[1])))
     table = {"bicubic": measures(heldout["bicubic"], truth, classifier, heldout)}
     for row, model in models.items():
         heldout[row] = model.translate(small)

@@ -1,5 +1,6 @@
 """Small faces paired with large ones for super-resolution: the bicubic, antialiased `tf.image.resize` that makes the
-low-resolution inputs, and the same resize upwards, the bicubic baseline every super-resolution network must beat.
+low-resolution inputs, and the same resize to any size (upwards: the bicubic baseline every super-resolution network
+must beat).
 
 Images are float [N, H, W, C] in [-1, 1] (facekit.data.to_float); results are float32 tf.Tensors clipped to [-1, 1]
 (bicubic overshoots at sharp edges), usable eagerly (np.asarray(result)) and inside tf.function or tf.data.
@@ -22,13 +23,13 @@ def downsample(images, factor: int) -> tf.Tensor:
     return _resized(images, size)
 
 
-def upsample_bicubic(images, size) -> tf.Tensor:
-    """images float [N, h, w, C] in [-1, 1] -> float32 [N, size, size, C] (size an int, or (height, width)): the
-    bicubic baseline of super-resolution."""
-    images = _checked_float_images(images, "upsample_bicubic")
+def resize_bicubic(images, size) -> tf.Tensor:
+    """images float [N, h, w, C] in [-1, 1] -> float32 [N, size, size, C] (size an int, or (height, width)),
+    bicubic and antialiased: enlarging, the bicubic baseline of super-resolution; shrinking, as `downsample`."""
+    images = _checked_float_images(images, "resize_bicubic")
     size = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
     if len(size) != 2 or not all(isinstance(side, numbers.Integral) and side >= 1 for side in size):
-        raise ValueError(f"upsample_bicubic: size={size!r}: expected a side in pixels or (height, width)")
+        raise ValueError(f"resize_bicubic: size={size!r}: expected a side in pixels or (height, width)")
     return _resized(images, size)
 
 

@@ -97,7 +97,7 @@ def read_input(path, shape) -> tuple[np.ndarray, str | None]:
     from facekit import data, pairs
 
     warning = f"{path}: {width}x{height} resized to {size}x{size}, the model's input size"
-    resized = pairs.upsample_bicubic(data.to_float(pixels[np.newaxis]), size)  # antialiased when it shrinks
+    resized = pairs.resize_bicubic(data.to_float(pixels[np.newaxis]), size)  # antialiased when it shrinks
     return data.to_uint8(np.asarray(resized))[0], warning
 
 

@@ -169,7 +169,7 @@ def test_the_content_loss_can_read_the_attribute_classifiers_features(tmp_path, 
 
 def test_a_few_hundred_steps_beat_bicubic_on_held_out_faces(briefly_trained):
     model, small, truth = briefly_trained("superres", generator_filters=32, residual_blocks=8)
-    bicubic = data.to_uint8(np.asarray(pairs.upsample_bicubic(data.to_float(small), 32)))  # the baseline
+    bicubic = data.to_uint8(np.asarray(pairs.resize_bicubic(data.to_float(small), 32)))  # the baseline
     error = np.mean(np.abs(model.translate(small).astype(np.float32) - truth))
     baseline = np.mean(np.abs(bicubic.astype(np.float32) - truth))
     print(f"L1 on held-out faces, 0-255: network {error:.2f}, bicubic {baseline:.2f}")

@@ -29,7 +29,7 @@ as it trains; the classifier's are fixed and face-specific (hair, glasses, smile
 attributes, not for texture. Which gives better faces has not been measured yet.
 
 The inputs are the faces shrunk by 4 by facekit.pairs.downsample (tf.image.resize's bicubic, antialiased filter:
-the bicubic baseline, pairs.upsample_bicubic, starts from the same inputs), rounded to uint8 as a small face in a
+the bicubic baseline, pairs.resize_bicubic, starts from the same inputs), rounded to uint8 as a small face in a
 PNG would be.
 
 The CPU default (`SuperResolutionConfig`): 32 channels, 8 residual blocks, 16 faces a step, 12,000 steps. A step of
