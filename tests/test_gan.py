@@ -264,3 +264,17 @@ def _module(name: str):
     import importlib
 
     return importlib.import_module(f"facekit.models.{name.replace('-', '_')}")
+
+
+@pytest.mark.parametrize("resolution, batches", [(32, [1000, 200]), (64, [250, 250, 250, 250, 200])])
+def test_generate_draws_as_many_pixels_at_a_time_at_any_resolution(resolution, batches, monkeypatch):
+    from facekit.models import dcgan
+
+    model = dcgan.build(registry.model("dcgan").config(resolution=resolution, latent_dim=4, filters=2,
+                                                       precision="float32"))
+    drawn, call = [], type(model).__call__
+    monkeypatch.setattr(type(model), "__call__",
+                        lambda self, inputs, *args, **kwargs: drawn.append(len(inputs["noise"])) or
+                        call(self, inputs, *args, **kwargs))
+    assert model.generate(np.zeros((1200, 4), np.float32)).shape == (1200, resolution, resolution, 3)
+    assert drawn == batches
