@@ -7,7 +7,8 @@ and nothing else (a test, another profile) touches them. Recorded per lesson: wa
 short-lived image-decoding workers of `data.prepare` are not included), and, with --measure, every run folder the
 lesson wrote that draws faces, compared by `facekit.evaluate.compare` (1,000 images per row unless --count: can't
 detect a face, SWD, MS-SSIM, and a real row of held-out faces). With --gifs DIR, each lesson's progress GIFs and
-last grids are copied to DIR/LESSON/RUN.gif and DIR/LESSON/RUN.png.
+last grids are copied to DIR/LESSON/RUN.gif and DIR/LESSON/RUN.png. Each lesson, executed, is kept with its
+outputs (what its cells printed and drew) as RESULTS/PROFILE-runs/LESSON.executed.ipynb.
 
 The machine's load average (the larger of the 5-minute one before and the 5- or 15-minute one after) is recorded
 beside each time: on a shared machine a time measured under a load above the core count is an upper bound.
@@ -136,7 +137,9 @@ def execute(notebook: Path, environment: dict, runs_dir: Path, keep_going: bool 
     """Run a lesson in a fresh kernel (in a child process, so that each lesson's memory is its own); returns its
     status, minutes, peak GB and the run folders it wrote."""
     started, load_before = time.time(), os.getloadavg()[1]
-    completed = subprocess.run([sys.executable, __file__, "--execute-one", str(notebook), str(keep_going)],
+    executed = runs_dir / f"{notebook.stem}.executed.ipynb"  # with its outputs, for reading what it printed
+    completed = subprocess.run([sys.executable, __file__, "--execute-one", str(notebook), str(keep_going),
+                                str(executed)],
                                env=environment,
                                capture_output=True, text=True, cwd=ROOT)
     report = json.loads(completed.stdout.strip().splitlines()[-1]) if completed.returncode == 0 else \
@@ -148,9 +151,9 @@ def execute(notebook: Path, environment: dict, runs_dir: Path, keep_going: bool 
             "processor": processor(), "load": max(load_before, os.getloadavg()[1 if minutes < 10 else 2])}
 
 
-def execute_one(notebook: Path, keep_going: bool) -> None:
-    """(child process) Execute `notebook` with nbclient and print {"status", "peak_gb"} as JSON; `keep_going`:
-    every cell, the failures listed."""
+def execute_one(notebook: Path, keep_going: bool, executed: Path) -> None:
+    """(child process) Execute `notebook` with nbclient, write it with its outputs to `executed` and print
+    {"status", "peak_gb"} as JSON; `keep_going`: every cell, the failures listed."""
     import nbclient
     import nbformat
 
@@ -168,6 +171,11 @@ def execute_one(notebook: Path, keep_going: bool) -> None:
                 if not keep_going:
                     break
         peak_gb = peak_resident_gb(pid)
+    sys.path.insert(0, str(ROOT))
+    from facekit.files import write_text_atomically
+
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(executed, nbformat.writes(document))
     status = "passed" if not failures else f"failed ({len(failures)}): " + "; ".join(failures)
     print(json.dumps({"status": status, "peak_gb": peak_gb}))
 
@@ -279,6 +287,6 @@ def write_json(path: Path, value) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--execute-one"]:
-        execute_one(Path(sys.argv[2]), sys.argv[3] == "True")
+        execute_one(Path(sys.argv[2]), sys.argv[3] == "True", Path(sys.argv[4]))
     else:
         main()
