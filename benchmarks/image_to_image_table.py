@@ -3,8 +3,9 @@ U-Net (and on a sketch style it never trained on), the L1 super-resolution netwo
 bicubic. Issue 17's tables.
 
 Every run trains on ../shared/celeba at 64x64 (the configs' crop) with the same tenth of the people held out (the
-configs' heldout and seed), at its config's defaults otherwise: pix2pix and the L1-only U-Net 4,500 steps, the L1
-super-resolution network 12,000 (each about 20 minutes on 2 cores). The super-resolution GANs start from the L1
+configs' heldout and seed), at its config's defaults otherwise: pix2pix (lambda 100, and 10: a stronger adversarial
+share) and the L1-only U-Net 4,500 steps, the L1 super-resolution network 12,000 (each at most about 20 minutes on
+2 cores). The super-resolution GANs start from the L1
 network (init_from) and train GAN_STEPS more at Ledig's GAN rate, 1e-4: one with feature matching (the
 discriminator's features) as content loss, one with the attribute classifier's; a control trains as many steps
 from it at that rate on L1 alone, so that the table compares losses and not extra steps. The attribute classifier
@@ -15,8 +16,9 @@ held-out people give the real rows):
     sketch -> face: L1 (mean absolute error, 0-255 levels), SSIM and PSNR on the luminance, the same-person share
         (dlib's embeddings under 0.6 apart, among pairs where it finds both faces), the attribute classifier's
         agreement between output and true photo (hair colour: the most probable of black, blond, brown, gray;
-        eyeglasses, smiling, male), SWD against the true photos. For pix2pix on its own sketches (jittered XDoG),
-        on Canny edges (never trained on), and the L1-only U-Net.
+        eyeglasses, smiling, male), SWD against the true photos (averaged over levels, and its finest level). For
+        pix2pix on its own sketches (jittered XDoG), on Canny edges (never trained on), the L1-only U-Net and
+        pix2pix with lambda 10.
     super-resolution 16 -> 64: PSNR and SSIM on the luminance (4-pixel border cropped) and on RGB, SWD, the
         same-person share, attribute agreement, for bicubic, the L1 network, the control and both GANs.
     Real rows: another photo of the same person (the same-person share a model can be held to) and a photo of
@@ -61,6 +63,7 @@ RUNS = {
     "attributes": ("attributes", {}),
     "pix2pix": ("pix2pix", {}),
     "unet-l1": ("pix2pix", {"adversarial_weight": 0.0}),
+    "pix2pix-lambda10": ("pix2pix", {"l1_weight": 10.0}),
     "superres-l1": ("superres", {}),
     "superres-l1-more": ("superres", {"init_from": "superres-l1", "learning_rate": GAN_LEARNING_RATE,
                                       "steps": GAN_STEPS}),
@@ -72,7 +75,8 @@ RUNS = {
 }
 RUN_PATHS = ("init_from", "classifier_run")  # settings naming another run of the table
 SKETCH_ROWS = {"pix2pix": ("pix2pix", None), "pix2pix on Canny edges": ("pix2pix", "canny"),
-               "L1-only U-Net": ("unet-l1", None)}  # row: (run, held-out sketch style; None: the run's own)
+               "L1-only U-Net": ("unet-l1", None),
+               "pix2pix, lambda 10": ("pix2pix-lambda10", None)}  # row: (run, sketch style; None: the run's own)
 SR_ROWS = {"L1 network": "superres-l1", "L1 network, continued (control)": "superres-l1-more",
            "GAN, feature matching": "srgan-features", "GAN, classifier features": "srgan-classifier"}
 HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
@@ -81,6 +85,7 @@ PICTURE_FACES = 6  # held-out people in each README picture
 COLUMNS = {  # column: (heading, format)
     "L1": ("L1 (0-255)", "{:.1f}"), "psnr_y": ("PSNR Y (dB)", "{:.2f}"), "ssim_y": ("SSIM Y", "{:.3f}"),
     "psnr_rgb": ("PSNR RGB", "{:.2f}"), "ssim_rgb": ("SSIM RGB", "{:.3f}"), "SWD": ("SWD", "{:.1f}"),
+    "SWD finest": ("SWD, finest level", "{:.1f}"),
     "same person": ("same person (pairs)", "{:.0%}"), "hair colour": ("hair colour", "{:.0%}"),
     "eyeglasses": ("glasses", "{:.0%}"), "smiling": ("smiling", "{:.0%}"), "male": ("male", "{:.0%}"),
     "attributes": ("attributes, mean", "{:.0%}")}
@@ -156,7 +161,7 @@ def measured_faces(faces, config, count: int) -> dict:
 def measure_sketches(runs: dict, heldout: dict, classifier) -> dict:
     """{row: measures} for SKETCH_ROWS and the real rows; keeps each row's inputs and outputs in heldout."""
     truth = heldout["truth"]
-    models = {name: registry.model("pix2pix").load(runs[name].path) for name in ("pix2pix", "unet-l1")}
+    models = {name: registry.model("pix2pix").load(runs[name].path) for name, _ in SKETCH_ROWS.values()}
     table = {}
     for row, (name, style) in SKETCH_ROWS.items():
         model = models[name]
@@ -188,7 +193,7 @@ def real_rows(heldout: dict, classifier) -> dict:
     has = heldout["has same person"]
     subset = {key: heldout[key][has] for key in ("truth", "truth embeddings", "truth probabilities")}
     same = measures(heldout["same person"][has], subset["truth"], classifier, subset)
-    same["SWD"] = np.nan  # over a subset, not comparable with the other rows; the floor is someone else's
+    same["SWD"] = same["SWD finest"] = np.nan  # over a subset, not comparable; the floor is someone else's
     return {f"another photo of the same person ({has.sum()})": same,
             "a photo of someone else": measures(heldout["someone else"], heldout["truth"], classifier, heldout)}
 
@@ -202,10 +207,16 @@ def measures(outputs, truth, classifier, cache: dict) -> dict:
         cache["truth probabilities"] = classifier.probabilities(truth)
     share, found = face_measures.same_person_share(face_measures.face_embeddings(outputs), cache["truth embeddings"])
     return {"L1": float(np.mean(np.abs(outputs.astype(np.float64) - truth))), **metrics.psnr_ssim(outputs, truth),
-            "SWD": metrics.sliced_wasserstein_distance(outputs, truth)["swd_avg"], "same person": share,
+            **swd_columns(metrics.sliced_wasserstein_distance(outputs, truth)), "same person": share,
             "pairs": found, **agreement(classifier.probabilities(outputs), cache["truth probabilities"],
                                         classifier.names)}
 
+
+
+def swd_columns(swd: dict) -> dict:
+    """{"SWD": the average over levels, "SWD finest": the finest level's (texture, where blur shows)}."""
+    finest = max((key for key in swd if key != "swd_avg"), key=lambda key: int(key[4:]))
+    return {"SWD": swd["swd_avg"], "SWD finest": swd[finest]}
 
 def agreement(probabilities, truth_probabilities, names) -> dict:
     """{"hair colour", "eyeglasses", "smiling", "male": the share of images whose predicted attribute (the most

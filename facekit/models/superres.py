@@ -26,7 +26,10 @@ The discriminator's features are feature matching (Salimans et al. 2016, "Improv
 taken per pair as pix2pixHD does (Wang et al. 2018): each output is matched to its own true face, since the pairs
 are known. They cost nothing to get and follow what the discriminator currently tells real from fake, but they move
 as it trains; the classifier's are fixed and face-specific (hair, glasses, smile), but were learnt for 40
-attributes, not for texture. Which gives better faces has not been measured yet.
+attributes, not for texture. Measured (benchmarks/image_to_image_table.py: 3,000 steps from one L1 network, 750
+held-out faces, 64x64), the classifier's were better on every measure: SWD 14.2 against 14.8 (the L1 control's
+22.5), PSNR 26.88 against 26.70 dB (control 27.31), the same person in 73% of pairs against 63%, attribute
+agreement 93% against 89%, at 1.6x the step time.
 
 The inputs are the faces shrunk by 4 by facekit.pairs.downsample (tf.image.resize's bicubic, antialiased filter:
 the bicubic baseline, pairs.resize_bicubic, starts from the same inputs), rounded to uint8 as a small face in a
