@@ -115,6 +115,8 @@ def main() -> None:
     classifier = attributes.load(runs["attributes"].path)
     sketch_table = measure_sketches(runs, heldout, classifier)
     sr_table = measure_superres(runs, heldout, classifier)
+    real = real_rows(heldout, classifier)  # below both tables
+    sketch_table, sr_table = sketch_table | real, sr_table | real
     texts = [write_table(sketch_table, arguments.out / "sketch_to_face.md"),
              write_table(sr_table, arguments.out / "superres.md"), summarize(runs, arguments, len(heldout["truth"]))]
     write_text_atomically(arguments.out / "summary.md", texts[-1] + "\n")
@@ -159,7 +161,7 @@ def measured_faces(faces, config, count: int) -> dict:
 
 
 def measure_sketches(runs: dict, heldout: dict, classifier) -> dict:
-    """{row: measures} for SKETCH_ROWS and the real rows; keeps each row's inputs and outputs in heldout."""
+    """{row: measures} for SKETCH_ROWS; keeps each row's inputs and outputs in heldout."""
     truth = heldout["truth"]
     models = {name: registry.model("pix2pix").load(runs[name].path) for name, _ in SKETCH_ROWS.values()}
     table = {}
@@ -170,11 +172,11 @@ def measure_sketches(runs: dict, heldout: dict, classifier) -> dict:
         heldout[f"{row} input"] = inputs
         say(f"measuring {row}")
         table[row] = measures(heldout[row], truth, classifier, heldout)
-    return table | real_rows(heldout, classifier)
+    return table
 
 
 def measure_superres(runs: dict, heldout: dict, classifier) -> dict:
-    """{row: measures} for bicubic, SR_ROWS and the real rows; keeps each row's outputs in heldout."""
+    """{row: measures} for bicubic and SR_ROWS; keeps each row's outputs in heldout."""
     truth = heldout["truth"]
     models = {row: registry.model("superres").load(runs[name].path) for row, name in SR_ROWS.items()}
     small = models["L1 network"].conditions(truth)
@@ -185,11 +187,12 @@ def measure_superres(runs: dict, heldout: dict, classifier) -> dict:
         heldout[row] = model.translate(small)
         say(f"measuring {row}")
         table[row] = measures(heldout[row], truth, classifier, heldout)
-    return table | real_rows(heldout, classifier)
+    return table
 
 
 def real_rows(heldout: dict, classifier) -> dict:
-    """The measures of another photo of the same person (where there is one) and of someone else's photo."""
+    """The measures of another photo of the same person (where there is one) and of someone else's photo, against
+    the truth (whose embeddings and probabilities `measures` has kept in heldout)."""
     has = heldout["has same person"]
     subset = {key: heldout[key][has] for key in ("truth", "truth embeddings", "truth probabilities")}
     same = measures(heldout["same person"][has], subset["truth"], classifier, subset)

@@ -155,7 +155,7 @@ def step_multiply_adds(name: str, settings: dict) -> int:
     model = importlib.import_module(registry.MODELS[name][0]).build(config)
     if not getattr(model, "trains_discriminator", True):  # an L1-only network: the generator trained alone
         return compute.supervised_step_multiply_adds(model.generator, config.batch_size)
-    # (super-resolution's content loss also runs D on the true faces in the generator update: not counted, +3%)
+    # (super-resolution's content loss also runs D on the true faces in the generator update: not counted, +5%)
     return compute.gan_step_multiply_adds(model.generator, model.discriminator, config.batch_size, config.n_critic,
                                           gradient_penalty=bool(getattr(model, "gradient_penalty_weight", 0)))
 

@@ -38,7 +38,8 @@ PNG would be.
 The CPU default (`SuperResolutionConfig`): 32 channels, 8 residual blocks, 16 faces a step, 12,000 steps. A step of
 the L1 network takes 0.09 s at 16 -> 64 in mixed_bfloat16 (0.085 and 0.093 in two runs), one of the GAN version
 0.19 s (the median of 100 steps after the trace, on this project's 2-core AMD EPYC at nice 19 while other jobs kept
-its load near 3.5-5: upper bounds): about 18 minutes of steps for the L1 network's default run, snapshots aside.
+its load near 3.5-5: upper bounds): about 18 minutes of steps for the L1 network's default run, snapshots aside
+(benchmarks/image_to_image_table.py measured 0.045 s and 9.0 minutes at a load of 2-4).
 """
 
 import dataclasses
@@ -79,7 +80,7 @@ class SuperResolutionConfig(image_to_image.ImageToImageConfig):
                                       "the content loss compares, with --content classifier")
     init_from: str = setting("", "a superres run folder whose (moving-average) generator this run starts from: "
                                  "an L1 run, to start the GAN version from it")
-    steps: int = setting(12_000, "training steps (12,000: about 18 minutes of the L1 network on 2 CPU cores)")
+    steps: int = setting(12_000, "training steps (12,000: 9 to 18 minutes of the L1 network on 2 CPU cores)")
 
     def positive_fields(self) -> tuple:
         return super().positive_fields() + ("generator_filters", "residual_blocks")
