@@ -284,6 +284,18 @@ def test_dangling_and_looping_symlinks_are_skipped_with_the_reason(source, tmp_p
     assert skipped["000014.jpg"] == skipped["000015.jpg"] == "unreadable symlink (Too many levels of symbolic links)"
 
 
+def test_a_folder_is_listed_looking_up_only_the_names_that_are_not_regular_files(source, monkeypatch):
+    images = source / "img_align_celeba"
+    (images / "000013.jpg").symlink_to(images / "000001.jpg")  # a good link: listed like a file
+    looked_up, real_stat = [], os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *args, **kwargs: looked_up.append(os.path.basename(path))
+                        or real_stat(path, *args, **kwargs))
+    listing = data._list_images(source)
+    assert [name for name in looked_up if name.endswith(".jpg")] == ["000013.jpg"]  # 12 regular files: no stat
+    assert [name for name, _ in listing.entries] == [f"{index:06d}.jpg" for index in range(1, 14)]
+    assert listing.problems == []
+
+
 def test_a_failed_start_writes_nothing(tmp_path, faces_dir, monkeypatch, capsys):
     monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
     command = ["train", "dcgan", "--data", str(faces_dir), "--run", str(tmp_path / "run"), "--resolution", "32",
