@@ -8,9 +8,11 @@ after 2 warm-up steps each round, as bench_gan_family.py times):
                  random images average-pooled to R as in training; a stabilising step at R runs the same graph
     dcgan 64x64  bench_gan_family.py's engine step
 Each contender's step is checked to change every variable it trains before it is timed. Ends with what the default
-schedule takes at these times to grow and stabilise once.
+schedule takes at these times to grow and stabilise once. --batch-sizes times each resolution at several batch sizes
+(one model each) and --filters, --filter-base, --latent-dim size the networks, e.g. lesson 10's laptop profile:
 
     .venv/bin/python benchmarks/bench_progan.py [--resolution 64] [--steps 5] [--rounds 3]
+    .venv/bin/python benchmarks/bench_progan.py --resolution 32 --filters 32 --filter-base 512 --latent-dim 64 --batch-sizes 16 64
 """
 
 import argparse
@@ -39,14 +41,27 @@ def main() -> None:
                         help="ProGAN's final resolution: it is timed at 4x4 and every doubling up to it")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round (after 2 warm-up steps)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating the contenders; best is reported")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[default.batch_size],
+                        help="images a step at every resolution; several: one model each, timed side by side")
+    parser.add_argument("--filters", type=int, default=default.filters)
+    parser.add_argument("--filter-base", type=int, default=default.filter_base)
+    parser.add_argument("--latent-dim", type=int, default=default.latent_dim)
     arguments = parser.parse_args()
-    config = progan.ProGANConfig(resolution=arguments.resolution, precision=resolve_precision(default.precision))
+    sizing = dict(resolution=arguments.resolution, filters=arguments.filters, filter_base=arguments.filter_base,
+                  latent_dim=arguments.latent_dim, precision=resolve_precision(default.precision))
     load_before = os.getloadavg()[0]
 
-    model = progan.build(config)
+    configs = {batch_size: progan.ProGANConfig(**sizing, batch_sizes=(batch_size,) * len(default.batch_sizes))
+               for batch_size in arguments.batch_sizes}
+    config = configs[arguments.batch_sizes[0]]
     faces = np.random.default_rng(0).integers(0, 256, (IMAGES, config.resolution, config.resolution, 3), np.uint8)
-    sizes = sorted({phase.resolution for phase in model.schedule.phases})  # 4, 8, ..., the final resolution
-    contenders = {f"progan {size}x{size}": progan_step(model, config, faces, size) for size in sizes}
+    contenders, schedules = {}, {}
+    for batch_size, batch_config in configs.items():
+        model = progan.build(batch_config)
+        schedules[batch_size] = model.schedule
+        for size in sorted({phase.resolution for phase in model.schedule.phases}):  # 4, 8, ..., the final size
+            contenders[progan_name(size, batch_size, arguments.batch_sizes)] = progan_step(model, batch_config, faces,
+                                                                                            size)
     dcgan_batch_size = dcgan.DCGANConfig().batch_size
     dcgan_faces = np.random.default_rng(0).integers(0, 256, (IMAGES, RESOLUTION, RESOLUTION, 3), np.uint8)
     contenders[f"dcgan {RESOLUTION}x{RESOLUTION}"] = engine_step("dcgan", dcgan_faces, dcgan_batch_size,
@@ -67,11 +82,19 @@ def main() -> None:
     for name, seconds in best.items():
         images = contenders[name][1]
         print(f"| {name} | {images} | {seconds:.3f} | {images / seconds:.1f} | {reference / seconds:.2f}x |")
-    steps = model.schedule.growing_steps
-    seconds = schedule_seconds(model.schedule, steps, {size: best[f"progan {size}x{size}"] for size in sizes})
     print()
-    print(f"ProGAN's default schedule, grown to {config.resolution}x{config.resolution} and stabilised there once "
-          f"({steps:,} steps), at these times: {seconds / 60:.1f} minutes of steps")
+    for batch_size, schedule in schedules.items():
+        steps = schedule.growing_steps
+        seconds = schedule_seconds(schedule, steps, {
+            phase.resolution: best[progan_name(phase.resolution, batch_size, arguments.batch_sizes)]
+            for phase in schedule.phases})
+        print(f"ProGAN's default schedule at batch {batch_size}, grown to {config.resolution}x{config.resolution} "
+              f"and stabilised there once ({steps:,} steps of {config.fade_images:,}-image phases), at these times: "
+              f"{seconds / 60:.1f} minutes of steps")
+
+
+def progan_name(resolution: int, batch_size: int, batch_sizes) -> str:
+    return f"progan {resolution}x{resolution}" + (f", batch {batch_size}" if len(batch_sizes) > 1 else "")
 
 
 def progan_step(model, config, faces, resolution: int):
