@@ -215,11 +215,11 @@ def measures(outputs, truth, classifier, cache: dict) -> dict:
                                         classifier.names)}
 
 
-
 def swd_columns(swd: dict) -> dict:
     """{"SWD": the average over levels, "SWD finest": the finest level's (texture, where blur shows)}."""
     finest = max((key for key in swd if key != "swd_avg"), key=lambda key: int(key[4:]))
     return {"SWD": swd["swd_avg"], "SWD finest": swd[finest]}
+
 
 def agreement(probabilities, truth_probabilities, names) -> dict:
     """{"hair colour", "eyeglasses", "smiling", "male": the share of images whose predicted attribute (the most
