@@ -19,8 +19,8 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/python -m facekit train dcgan --resolution 32 --steps 2400 --batch-size 64 --filters 32 --run runs/demo --snapshot-every 100
 
-test: $(STAMP)
-	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q tests
+test: $(STAMP)  # the tests in two processes (pytest-xdist, a file to each), then the lessons in order
+	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q --nbval-lax --nbval-cell-timeout=900 notebooks
 
 lab: $(STAMP)
