@@ -4,7 +4,6 @@ import csv
 import io
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -54,6 +53,8 @@ def grid_tiles(grid, count: int, height: int, width: int | None = None, columns:
 
 def save_grid(images, path, columns: int | None = None) -> Path:
     """Write image_grid(images) as a PNG, atomically; returns the path."""
+    import imageio.v3 as iio  # here, not at the top: `prepare` imports this module and needs no imageio (35 ms)
+
     path = Path(path)
     write_atomically(path, lambda temporary: iio.imwrite(temporary, image_grid(images, columns), extension=".png"))
     return path
@@ -64,6 +65,8 @@ def save_gif(frames, path, labels=None, seconds_per_frame: float = GIF_SECONDS_P
 
     The last frame is held longer so the final result is visible. Same frames, same bytes.
     """
+    import imageio.v3 as iio
+
     pictures = [iio.imread(frame) if isinstance(frame, (str, Path)) else to_uint8(frame) for frame in frames]
     if not pictures:
         raise ValueError(f"save_gif {path}: no frames to write")
