@@ -37,6 +37,9 @@ CANDIDATES = {  # name: (model, settings)
                                          "gamma": 0.7, "steps": 4_000, "milestone_every": 1_000}),
     "began-32px-n32": ("began", {"resolution": 32, "filters": 32, "embedding_dim": 64, "batch_size": 16,
                                  "gamma": 0.7, "steps": 6_000, "milestone_every": 1_500}),
+    # lesson 07's cGAN (2,000 steps there) run three times as long: where does it pass Bathini's WGAN row (123)?
+    "cgan-32px": ("cgan", {"resolution": 32, "filters": 32, "latent_dim": 62, "batch_size": 64, "steps": 6_000,
+                           "milestone_every": 2_000}),
     # lesson 10's laptop schedule (7 phases of 12,800 images to 32x32), 32 channels at 32x32 instead of its 16
     "progan-32px-c32-flat": ("progan", {**PROGAN_LAPTOP, "filter_base": 1024, "grow": False}),
     "progan-32px-c32-growing": ("progan", {**PROGAN_LAPTOP, "filter_base": 1024, "grow": True}),
