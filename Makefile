@@ -23,7 +23,8 @@ test: $(STAMP)  # the tests in two processes (pytest-xdist, a file to each), the
 	FACEKIT_PROFILE=smoke $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 	$(MAKE) --no-print-directory --jobs=2 --keep-going --output-sync=target lessons
 
-# Each lesson executed by nbval in the smoke profile, two at a time; a lesson's output is printed when it ends.
+# One target per lesson, executed by nbval in the smoke profile (`make test` runs two at a time and prints a lesson's
+# output when it ends).
 LESSONS := $(patsubst notebooks/%.ipynb,lesson-%,$(sort $(wildcard notebooks/*.ipynb)))
 .PHONY: lessons $(LESSONS)
 lessons: $(LESSONS)
